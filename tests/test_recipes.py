@@ -1,0 +1,185 @@
+"""The five seed recipes, the schema, and every way a recipe can be wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from pipelines import toolchains
+from pipelines.errors import RecipeError
+from pipelines.paths import REPO_ROOT
+from pipelines.recipe import SCHEMA_PATH, field_path, load_recipe, recipe_paths, target_toolchains
+
+RECIPES = REPO_ROOT / "recipes"
+SEED_RECIPES = ["face_deeppose", "hand_hrnetv2", "hrnet_pose_ae", "hrnet_sophon", "litehrnet"]
+
+
+def load(name: str):
+    return load_recipe(RECIPES / f"{name}.yaml")
+
+
+def test_exactly_the_five_seed_recipes_exist_and_validate():
+    assert [p.stem for p in recipe_paths(RECIPES)] == SEED_RECIPES
+    for name in SEED_RECIPES:
+        r = load(name)
+        assert r.name == name and len(r.digest) == 64
+
+
+def test_schema_is_valid_2020_12_and_versioned():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["properties"]["schema_version"] == {"description": "Version of this recipe format.", "const": 1}
+
+
+def test_recipes_carry_the_editor_schema_line():
+    for p in recipe_paths(RECIPES):
+        assert p.read_text().startswith("# yaml-language-server: $schema=schema/recipe.schema.json\n"), p
+
+
+def test_schema_toolchains_match_the_toolchain_table():
+    assert set(target_toolchains()) == set(toolchains.TOOLCHAINS) - {"mmpose"}
+
+
+def test_seed_facts_hand_hrnetv2():
+    r = load("hand_hrnetv2")
+    assert r.model.input.shape == (1, 3, 256, 256)
+    assert r.model.outputs[0].shape == (1, 21, 64, 64)
+    assert r.model.checkpoint.file_name == "hrnetv2_w18_coco_wholebody_hand_256x256-1c028db7_20210908.pth"
+    drpai = r.target("drpai")
+    assert drpai.output == "hrnetv2_pt"
+    assert drpai.params["addr_map_start"] == 0x438E0000
+    assert drpai.params["frontend"] == "torchscript"
+    assert drpai.params["preprocess_runtime"]["crop"] == (80, 0, 480, 480)
+
+
+def test_seed_facts_face_deeppose():
+    r = load("face_deeppose")
+    assert r.model.outputs[0].shape == (1, 98, 2)
+    assert r.target("drpai").output == "face_deeppose_pt"
+    cpu = r.target("drpai_cpu")
+    assert cpu.output == "face_deeppose_cpu" and cpu.params["mode"] == "cpu_only"
+    assert cpu.params["frontend"] == "torchscript" and "preprocess_runtime" not in cpu.params
+    assert r.model.checkpoint.sha256 == "92d0ba7f"
+
+
+def test_seed_facts_sophon_fp32_int8_batch_1_and_4():
+    r = load("hrnet_sophon")
+    combos = {(t.params["quantize"], t.params["batch"]) for t in r.targets if t.toolchain == "sophgo_nntc" and "batch" in t.params}
+    assert combos == {("fp32", 1), ("fp32", 4), ("int8", 1), ("int8", 4)}
+    assert r.target("bm1684_int8_b1b4").params["combine"] == ("bm1684_int8_b1", "bm1684_int8_b4")
+
+
+def test_seed_facts_vastai_and_kneron():
+    ae = load("hrnet_pose_ae")
+    assert ae.model.input.shape == (1, 3, 512, 512) and ae.export.opset == 11
+    assert ae.target("vastai_int8").params["calibrate_mode"] == "kl_divergence"
+    assert ae.target("vastai_int8").output == "hrnet_pose-int8-kl_divergence-512-vacc"
+    assert ae.seed_reported["coco_ap"] == 0.6454
+    lite = load("litehrnet")
+    assert {t.params.get("platform") for t in lite.targets} >= {"520", "720"}
+    assert lite.model.input.shape == (1, 3, 256, 192)
+
+
+def test_every_recipe_has_an_open_target_and_one_normalization():
+    for name in SEED_RECIPES:
+        r = load(name)
+        assert any(toolchains.TOOLCHAINS[t.toolchain].kind == "open" for t in r.targets), name
+        assert r.model.normalization.mean == (123.675, 116.28, 103.53)
+        assert r.model.normalization.std == (58.395, 57.12, 57.375)
+
+
+def test_recipe_values_are_read_only():
+    t = load("hand_hrnetv2").target("drpai")
+    with pytest.raises(TypeError):
+        t.params["addr_map_start"] = 0  # type: ignore[index]
+
+
+def test_digest_ignores_comments_and_key_order(tmp_path):
+    src = (RECIPES / "litehrnet.yaml").read_text()
+    data = yaml.safe_load(src)
+    reordered = tmp_path / "litehrnet.yaml"
+    reordered.write_text("# another comment\n" + yaml.safe_dump(dict(reversed(list(data.items())))))
+    assert load_recipe(reordered).digest == load("litehrnet").digest
+
+
+def test_field_path_rendering():
+    assert field_path(["targets", 2, "quantize"]) == "targets[2].quantize"
+    assert field_path([]) == ""
+
+
+SOPHON = (RECIPES / "hrnet_sophon.yaml").read_text()
+HAND = (RECIPES / "hand_hrnetv2.yaml").read_text()
+
+BAD = [
+    # (case, recipe stem, text, field, reason fragment)
+    ("unknown key", "hrnet_sophon", SOPHON.replace("    batch: 4\n", "    batch: 4\n    quantise: int8\n", 1), "targets[1].quantise", "unknown key"),
+    ("wrong type", "hrnet_sophon", SOPHON.replace("batch: 4", "batch: four", 1), "targets[1].batch", "type integer"),
+    ("bad enum", "hrnet_sophon", SOPHON.replace("quantize: int8", "quantize: int4", 1), "targets[2].quantize", "one of 'fp32', 'int8'"),
+    ("bad shape", "hrnet_sophon", SOPHON.replace("shape: [1, 3, 256, 192]", "shape: [1, 3, 256]", 1), "model.input.shape", "at least 4"),
+    ("negative dim", "hrnet_sophon", SOPHON.replace("shape: [1, 17, 64, 48]", "shape: [1, 17, -64, 48]", 1), "model.outputs[0].shape[2]", "minimum"),
+    ("unknown toolchain", "hrnet_sophon", SOPHON.replace("toolchain: sophgo_nntc", "toolchain: tensorrt", 1), "targets[0].toolchain", "must be one of"),
+    ("duplicate id", "hrnet_sophon", SOPHON.replace("id: bm1684_fp32_b4", "id: bm1684_fp32_b1", 1), "targets[1].id", "duplicate target id"),
+    ("duplicate output", "hrnet_sophon", SOPHON.replace("output: hrnet_fp32_4b", "output: hrnet_fp32_1b", 1), "targets[1].output", "also used by targets[0]"),
+    ("output with slash", "hrnet_sophon", SOPHON.replace("output: hrnet_fp32_1b", "output: a/b", 1), "targets[0].output", "single folder name"),
+    ("output with dotdot", "hrnet_sophon", SOPHON.replace("output: hrnet_fp32_1b", "output: ..", 1), "targets[0].output", "required form"),
+    ("malformed hash", "hrnet_sophon", SOPHON.replace("sha256: c78dce93", "sha256: c78dce9z", 1), "model.checkpoint.sha256", "required form"),
+    ("hash vs file name", "hrnet_sophon", SOPHON.replace("sha256: c78dce93", "sha256: deadbeef", 1), "model.checkpoint.sha256", "prefix in the file name"),
+    ("missing field", "hrnet_sophon", SOPHON.replace("  opset: 11\n", "", 1), "export.opset", "required field is missing"),
+    ("combine unknown", "hrnet_sophon", SOPHON.replace("combine: [bm1684_int8_b1, bm1684_int8_b4]", "combine: [bm1684_int8_b1, nope]"), "targets[4].combine[1]", "names no target"),
+    ("name vs file", "hrnet_sophon", SOPHON.replace("name: hrnet_sophon", "name: other", 1), "name", "file name"),
+    ("schema version", "hrnet_sophon", SOPHON.replace("schema_version: 1", "schema_version: 2", 1), "schema_version", "must be 1"),
+    ("unpinned checkpoint", "hrnet_sophon", SOPHON.replace("sha256: c78dce93", "sha256: unpinned", 1), "model.checkpoint.sha256", "required form"),
+    ("int8 without calibration", "hrnet_sophon", SOPHON[: SOPHON.index("calibration:")] + SOPHON[SOPHON.index("targets:"):], "targets[2].toolchain", "calibration block"),
+    ("addr for other product", "hand_hrnetv2", HAND.replace("product: V2MA", "product: V2L"), "targets[0].addr_map_start", "expected 0x838E0000"),
+    ("drpai key on wrong toolchain", "hand_hrnetv2", HAND.replace("    quantize: none\n", "    quantize: none\n    product: V2L\n", 1), "targets[1].product", "unknown key"),
+    ("cpu-only with preprocess", "hand_hrnetv2", HAND.replace("mode: drpai", "mode: cpu_only"), "targets[0].preprocess_runtime", "CPU-only"),
+    ("crop outside frame", "hand_hrnetv2", HAND.replace("crop: [80, 0, 480, 480]", "crop: [300, 0, 480, 480]"), "targets[0].preprocess_runtime.crop", "does not fit"),
+    ("yaml syntax", "hrnet_sophon", SOPHON.replace("targets:", "targets: [", 1), "", "YAML"),
+    ("empty file", "hrnet_sophon", "", "", "empty"),
+    ("only comments", "hrnet_sophon", "# nothing\n", "", "no YAML document"),
+    ("top-level list", "hrnet_sophon", "- a\n- b\n", "", "must be a mapping"),
+    ("top-level scalar", "hrnet_sophon", "just text\n", "", "must be a mapping"),
+    ("alias bomb", "hrnet_sophon", "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b]\n", "", "anchors"),
+    ("duplicate key", "hrnet_sophon", SOPHON.replace("schema_version: 1", "schema_version: 1\nschema_version: 1", 1), "", "duplicate key"),
+    ("python tag", "hrnet_sophon", "x: !!python/object/apply:os.system ['true']\n", "", "YAML"),
+    ("non-string key", "hrnet_sophon", "1: x\n", "", "keys must be strings"),
+    ("not utf-8", "hrnet_sophon", "name: \udcff", "", "UTF-8"),
+]
+
+
+@pytest.mark.parametrize("case,stem,text,field,reason", BAD, ids=[b[0] for b in BAD])
+def test_bad_recipe_names_field_and_reason(tmp_path, case, stem, text, field, reason):
+    path = tmp_path / f"{stem}.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    problems = e.value.problems
+    assert any(p.field == field and reason in p.reason for p in problems), problems
+    assert str(path) in str(e.value)
+
+
+def test_line_numbers_point_at_the_field(tmp_path):
+    path = tmp_path / "hrnet_sophon.yaml"
+    path.write_text(SOPHON.replace("quantize: int8", "quantize: int4", 1))
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    line = e.value.problems[0].line
+    assert "quantize: int4" in SOPHON.replace("quantize: int8", "quantize: int4", 1).splitlines()[line - 1]
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    path = tmp_path / "hrnet_sophon.yaml"
+    path.write_text(SOPHON.replace("batch: 4", "batch: four", 1).replace("quantize: int8", "quantize: int4", 1))
+    with pytest.raises(RecipeError) as e:
+        load_recipe(path)
+    assert {p.field for p in e.value.problems} == {"targets[1].batch", "targets[2].quantize"}
+
+
+def test_unquoted_hex_addr_is_accepted(tmp_path):
+    path = tmp_path / "hand_hrnetv2.yaml"
+    path.write_text(HAND.replace('"0x438E0000"', "0x438E0000"))
+    assert load_recipe(path).target("drpai").params["addr_map_start"] == 0x438E0000
