@@ -1,0 +1,52 @@
+"""`invoke fetch`: bring a recipe's pinned inputs into the store."""
+
+from __future__ import annotations
+
+from . import catalog, report
+from .blobstore import BlobStore
+from .fetcher import Fetcher, FetchOptions, FetchResult
+from .paths import Layout
+from .progress import for_terminal
+from .recipe import Recipe, RemoteFile
+
+
+def recipe_inputs(recipe: Recipe, calibration: bool) -> list[tuple[str, RemoteFile]]:
+    """(label, file) for the checkpoint and, if asked and present, the calibration archive."""
+    inputs = [(f"{recipe.name}: checkpoint {recipe.model.checkpoint.file_name}", recipe.model.checkpoint)]
+    if calibration and recipe.calibration:
+        archive = recipe.calibration.archive
+        inputs.append((f"{recipe.name}: calibration {archive.file_name}", archive))
+    return inputs
+
+
+def make_fetcher(layout: Layout, options: FetchOptions, progress: bool) -> Fetcher:
+    return Fetcher(BlobStore(layout.store), layout.lock_file, options, for_terminal(progress))
+
+
+def fetch_recipe_inputs(
+    layout: Layout,
+    recipe: str | None,
+    *,
+    calibration: bool,
+    locked: bool,
+    offline: bool,
+    verify: bool,
+    progress: bool,
+) -> list[FetchResult]:
+    recipes = [catalog.load_named(layout, recipe)] if recipe else _all_valid(layout)
+    fetcher = make_fetcher(layout, FetchOptions(locked=locked, offline=offline, verify=verify), progress)
+    results = []
+    for r in recipes:
+        for label, rf in recipe_inputs(r, calibration):
+            res = fetcher.fetch(rf, label)
+            how = "downloaded" if res.downloaded else "in store"
+            report.out.print(f"ok  {label}: {how}, {res.size} bytes, sha256 {res.sha256}", markup=False)
+            results.append(res)
+    return results
+
+
+def _all_valid(layout: Layout) -> list[Recipe]:
+    v = catalog.validate_all(layout)
+    if v.errors:
+        raise v.errors[0]
+    return list(v.recipes)

@@ -1,0 +1,121 @@
+"""posepipe's command line: thin Invoke tasks over the `pipelines` package.
+
+Each task parses its arguments and calls one function; all logic lives in
+`pipelines`. Exit codes are listed in README.md.
+"""
+
+from invoke import task
+
+from pipelines import commands, fetching
+from pipelines.cli import command, required
+from pipelines.paths import layout
+
+RECIPE = "Recipe name: a file recipes/<name>.yaml"
+TARGET = "Target id inside the recipe (default: every target)"
+
+
+@task(
+    iterable=["recipe"],
+    help={"recipe": "Recipe to validate; repeat for several (default: all recipes)"},
+)
+@command
+def validate(c, recipe=None):
+    """Validate recipes against recipes/schema/recipe.schema.json and the board tables."""
+    commands.validate(layout(), recipe or None)
+
+
+@task(
+    name="list",
+    iterable=["recipe"],
+    help={"recipe": "Only this recipe; repeat for several (default: all)"},
+)
+@command
+def list_(c, recipe=None):
+    """List every recipe x target with its toolchain and whether it can build here."""
+    commands.list_targets(layout(), recipe or None)
+
+
+@task(
+    help={
+        "recipe": RECIPE,
+        "target": TARGET,
+        "no_cache": "Run every step even when the step cache has its result",
+        "keep_failed": "Keep a failed step's container and print how to enter it",
+        "jobs": "Steps to run in parallel (default: number of cores)",
+        "locked": "Refuse inputs whose full sha256 is not in recipes/checkpoints.lock",
+        "offline": "Use only the local store; never touch the network",
+    }
+)
+@command
+def build(c, recipe=None, target=None, no_cache=False, keep_failed=False, jobs=0, locked=False, offline=False):
+    """Build a recipe's targets in Docker and leave verified artifacts with manifests."""
+    commands.build(layout(), required(recipe, "--recipe"), target)
+
+
+@task(
+    help={
+        "recipe": RECIPE + " (default: all recipes)",
+        "calibration": "Also fetch the recipe's calibration archive",
+        "locked": "Refuse inputs whose full sha256 is not in recipes/checkpoints.lock (CI)",
+        "offline": "Use only the local store and name any missing blob",
+        "verify": "Re-hash store hits fully instead of trusting the stat cache",
+        "no_progress": "Plain log lines instead of a progress bar",
+    }
+)
+@command
+def fetch(c, recipe=None, calibration=False, locked=False, offline=False, verify=False, no_progress=False):
+    """Fetch checkpoints (and calibration sets) by sha256 into the content-addressed store."""
+    fetching.fetch_recipe_inputs(
+        layout(), recipe, calibration=calibration, locked=locked, offline=offline, verify=verify,
+        progress=not no_progress,
+    )
+
+
+@task(help={"bootstrap": "Make the base image from a pinned Debian release (debootstrap + docker import)"})
+@command
+def images(c, bootstrap=False):
+    """Build the toolchain images under docker/ (unchanged toolchains are never rebuilt)."""
+    commands.not_implemented("images")
+
+
+@task(help={"recipe": RECIPE, "target": TARGET, "to": "Destination: a directory, an HTTP layout or an OCI registry"})
+@command
+def publish(c, recipe=None, to=None, target=None):
+    """Publish verified, signed artifacts with their manifests."""
+    commands.not_implemented("publish")
+
+
+@task(
+    help={
+        "recipe": RECIPE,
+        "target": "Target id to download",
+        "version": "Artifact version (default: newest)",
+        "from_": "Where artifacts were published (directory, URL or registry)",
+        "to": "Folder to extract the verified artifact into",
+    }
+)
+@command
+def download(c, recipe=None, target=None, from_=None, to=None, version=None):
+    """Download one artifact and verify its signature and every sha256 (no Docker needed)."""
+    commands.not_implemented("download")
+
+
+@task(help={"changed_since": "Only cells whose recipe, toolchain or posepipe code changed since this git ref"})
+@command
+def matrix(c, changed_since=None):
+    """Print the recipe x target build matrix as JSON for GitHub Actions."""
+    commands.not_implemented("matrix")
+
+
+@task(help={"recipe": "Only this recipe's outputs", "target": "Only this target's outputs (needs --recipe)"})
+@command
+def clean(c, recipe=None, target=None):
+    """Remove build outputs under artifacts/ (the store is bounded by `invoke gc`)."""
+    commands.clean(layout(), recipe, target)
+
+
+@task(help={"max_size": "Keep the store under this size, e.g. 20G", "max_age": "Drop entries unused for this long, e.g. 30d"})
+@command
+def gc(c, max_size=None, max_age=None):
+    """Bound the store by size and age; entries in use are never deleted."""
+    commands.not_implemented("gc")

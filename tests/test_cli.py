@@ -1,0 +1,119 @@
+"""The Invoke layer: help on every argument, exit codes by cause, no fake success."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import subprocess
+import sys
+
+import pytest
+from invoke.exceptions import Exit
+from invoke.tasks import Task
+
+import tasks
+from pipelines import commands, errors
+from pipelines.cli import command
+from pipelines.paths import REPO_ROOT, Layout
+
+TASKS = {name: obj for name, obj in vars(tasks).items() if isinstance(obj, Task)}
+
+
+def test_all_documented_tasks_exist():
+    names = {t.name for t in TASKS.values()}
+    assert names >= {"validate", "list", "build", "fetch", "images", "publish", "download", "matrix", "clean", "gc"}
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_has_a_docstring_and_help_for_every_argument(name):
+    t = TASKS[name]
+    assert (t.body.__doc__ or "").strip(), name
+    params = [p for p in inspect.signature(t.body).parameters if p != "c"]
+    assert sorted(t.help) == sorted(params), f"{name}: help for {sorted(t.help)} but arguments {params}"
+
+
+def test_exit_codes_are_distinct():
+    codes = [e.exit_code for e in errors.ALL_ERRORS]
+    assert len(codes) == len(set(codes)) and 0 not in codes and 1 not in codes
+
+
+@pytest.mark.parametrize("error", errors.ALL_ERRORS)
+def test_wrapper_turns_each_error_into_its_exit_code(error, capsys):
+    exc = error("/r.yaml", []) if error is errors.RecipeError else error("what went wrong")
+
+    @command
+    def body():
+        raise exc
+
+    with pytest.raises(Exit) as e:
+        body()
+    assert e.value.code == error.exit_code
+    assert error.label in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130(capsys):
+    @command
+    def body():
+        raise KeyboardInterrupt
+
+    with pytest.raises(Exit) as e:
+        body()
+    assert e.value.code == 130
+
+
+def test_readme_lists_every_exit_code():
+    readme = (REPO_ROOT / "README.md").read_text()
+    for err in errors.ALL_ERRORS:
+        assert f"| {err.exit_code} |" in readme, err.__name__
+
+
+def test_validate_of_a_bad_checkout_raises_invalid_recipes(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    shutil.copy(REPO_ROOT / "recipes" / "litehrnet.yaml", tmp_path / "recipes")
+    (tmp_path / "recipes" / "broken.yaml").write_text("name: [\n")
+    with pytest.raises(errors.InvalidRecipes) as e:
+        commands.validate(Layout(tmp_path, tmp_path / "store"), None)
+    assert e.value.exit_code == errors.RecipeError.exit_code
+    assert "broken.yaml" in str(e.value) and "litehrnet" not in str(e.value)
+
+
+def test_clean_removes_only_what_was_named(tmp_path):
+    lay = Layout(tmp_path, tmp_path / "store")
+    for t in ("a", "b"):
+        (lay.artifacts / "r" / t).mkdir(parents=True)
+    commands.clean(lay, "r", "a")
+    assert not (lay.artifacts / "r" / "a").exists() and (lay.artifacts / "r" / "b").exists()
+    with pytest.raises(errors.UsageError):
+        commands.clean(lay, None, "a")
+
+
+def invoke(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_invoke_list_and_validate_work():
+    assert invoke("--list").returncode == 0
+    res = invoke("validate")
+    assert res.returncode == 0, res.stderr
+    assert "5 of 5 recipe(s) valid" in res.stdout
+
+
+def test_invoke_list_shows_toolchain_and_status():
+    res = invoke("list", "--recipe", "face_deeppose")
+    assert res.returncode == 0, res.stderr
+    assert "face_deeppose_cpu" in res.stdout and "drpai_tvm" in res.stdout and "not implemented" in res.stdout
+
+
+def test_unimplemented_build_fails_loudly_and_claims_nothing():
+    res = invoke("build", "--recipe", "face_deeppose")
+    assert res.returncode == errors.NotImplementedYet.exit_code
+    assert "not implemented yet" in res.stderr and "nothing was built" in res.stderr
+    assert res.stdout == ""
+
+
+def test_unknown_recipe_is_a_usage_error_without_traceback():
+    res = invoke("build", "--recipe", "nope")
+    assert res.returncode == errors.UsageError.exit_code
+    assert "no recipe named 'nope'" in res.stderr and "Traceback" not in res.stderr
