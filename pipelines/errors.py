@@ -109,6 +109,13 @@ class OfflineMissing(PosepipeError):
     label = "missing offline"
 
 
+class EngineUnavailable(PosepipeError):
+    """The Docker engine cannot be reached."""
+
+    exit_code = 11
+    label = "docker unavailable"
+
+
 INTERRUPTED_EXIT_CODE = 130
 
 ALL_ERRORS: tuple[type[PosepipeError], ...] = (
@@ -121,4 +128,5 @@ ALL_ERRORS: tuple[type[PosepipeError], ...] = (
     NotImplementedYet,
     UnlockedInput,
     OfflineMissing,
+    EngineUnavailable,
 )

@@ -1,0 +1,206 @@
+"""The only module that talks to Docker (through the docker SDK).
+
+Containers are created, attached to, then started (reading logs after an
+auto-remove races the removal), always removed on the way out unless the
+caller keeps a failed one, and labelled with the owning process so that a
+run killed with SIGKILL has its containers reaped by the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from .errors import EngineUnavailable, StepFailed
+
+OWNER_LABEL = "posepipe.owner"  # "<hostname>:<pid>:<process start ticks>"
+STEP_LABEL = "posepipe.step"
+
+
+@dataclass(frozen=True)
+class Mount:
+    host: Path
+    container: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int
+    timed_out: bool
+    kept_container: str | None  # id of a failed container left for inspection
+
+
+def _start_ticks(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
+
+
+def owner_token() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid())}"
+
+
+class DockerDriver:
+    def __init__(self, client: docker.DockerClient):
+        self.client = client
+        self.api = client.api
+        self._running: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> DockerDriver:
+        try:
+            client = docker.from_env(timeout=120)
+            client.ping()
+        except (DockerException, requests.RequestException) as e:
+            raise EngineUnavailable(f"cannot reach the Docker engine: {e}") from None
+        return cls(client)
+
+    # ---------------------------------------------------------------- images
+
+    def image_id(self, ref: str) -> str | None:
+        try:
+            return self.api.inspect_image(ref)["Id"]
+        except ImageNotFound:
+            return None
+
+    def import_tar(self, tar: Path, repository: str, tag: str, changes: list[str]) -> None:
+        self.api.import_image(src=str(tar), repository=repository, tag=tag, changes=changes)
+
+    def build(self, context: Path, tag: str, buildargs: dict[str, str], on_line: Callable[[str], None]) -> str:
+        """Build ``context`` offline (never pulls); on error name the failing Dockerfile step."""
+        step = ""
+        tail: list[str] = []
+        for chunk in self.api.build(
+            path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True, pull=False, decode=True
+        ):
+            if "stream" in chunk:
+                for line in chunk["stream"].splitlines():
+                    if line.startswith("Step "):
+                        step = line
+                    tail = (tail + [line])[-30:]
+                    on_line(line)
+            if "error" in chunk:
+                detail = chunk.get("errorDetail", {}).get("message", chunk["error"])
+                raise StepFailed(
+                    f"building image {tag} failed at {step or 'the first step'}:\n  {detail}\n  last lines:\n    "
+                    + "\n    ".join(tail)
+                )
+        image_id = self.image_id(tag)
+        if image_id is None:
+            raise StepFailed(f"docker build finished but {tag} does not exist")
+        return image_id
+
+    # ---------------------------------------------------------------- containers
+
+    def run(
+        self,
+        *,
+        image: str,
+        command: list[str],
+        mounts: Iterable[Mount],
+        env: dict[str, str],
+        label: str,
+        log_path: Path,
+        on_line: Callable[[str], None],
+        timeout: float,
+        mem_limit: str | None = None,
+        cpus: float | None = None,
+        keep_failed: bool = False,
+    ) -> RunResult:
+        """Run one hermetic container to its end; the full log goes to ``log_path``."""
+        host_config = self.api.create_host_config(
+            binds={str(m.host): {"bind": m.container, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/tmp": "rw,exec,size=2g"},
+            mem_limit=mem_limit,
+            nano_cpus=int(cpus * 1e9) if cpus else None,
+            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+        )
+        user = "1000:1000" if os.geteuid() == 0 else f"{os.getuid()}:{os.getgid()}"
+        container = self.api.create_container(
+            image,
+            command,
+            user=user,
+            environment=env,
+            working_dir="/tmp",
+            network_disabled=True,
+            labels={OWNER_LABEL: owner_token(), STEP_LABEL: label},
+            host_config=host_config,
+        )["Id"]
+        with self._lock:
+            self._running.add(container)
+        failed = True
+        try:
+            stream = self.api.attach(container, stream=True, logs=True, stdout=True, stderr=True)
+            reader = threading.Thread(target=_pump, args=(stream, log_path, on_line), daemon=True)
+            reader.start()
+            self.api.start(container)
+            timed_out = False
+            try:
+                code = self.api.wait(container, timeout=timeout)["StatusCode"]
+            except (requests.ReadTimeout, requests.ConnectionError):
+                timed_out = True
+                with contextlib.suppress(APIError):
+                    self.api.kill(container)
+                code = self.api.wait(container, timeout=60)["StatusCode"]
+            reader.join(timeout=60)
+            failed = timed_out or code != 0
+            return RunResult(code, timed_out, container if failed and keep_failed else None)
+        finally:
+            with self._lock:
+                self._running.discard(container)
+            if not (failed and keep_failed):
+                self._remove(container)
+
+    def _remove(self, container: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.api.remove_container(container, force=True, v=True)
+
+    def kill_running(self) -> None:
+        """Stop and remove every container this process started (Ctrl-C)."""
+        with self._lock:
+            running = list(self._running)
+        for c in running:
+            self._remove(c)
+
+    def reap_orphans(self) -> int:
+        """Remove containers left by posepipe processes on this host that no longer exist."""
+        host = socket.gethostname()
+        reaped = 0
+        for c in self.api.containers(all=True, filters={"label": OWNER_LABEL}):
+            owner_host, pid, ticks = (c["Labels"][OWNER_LABEL].split(":") + ["", "", ""])[:3]
+            if owner_host != host or not pid.isdigit():
+                continue
+            if _start_ticks(int(pid)) != ticks:  # that process is gone (or the pid was reused)
+                self._remove(c["Id"])
+                reaped += 1
+        return reaped
+
+
+def _pump(stream, log_path: Path, on_line: Callable[[str], None]) -> None:
+    """Copy a container's output to its log file, unclipped, and feed whole lines to the console."""
+    pending = b""
+    with open(log_path, "ab", buffering=0) as log:
+        for chunk in stream:
+            log.write(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                on_line(line.decode("utf-8", "replace"))
+        if pending:
+            on_line(pending.decode("utf-8", "replace"))

@@ -1,0 +1,239 @@
+"""Runs a DAG of steps in their toolchain containers; no step runs twice for the same inputs.
+
+A step's cache key is sha256 over its toolchain image ID, the in-image command,
+its parameters and the digests of its inputs (blobs, and the manifest digest of
+each upstream step's outputs, so a rebuilt upstream that produces the same
+bytes does not invalidate what follows). Independent steps run in parallel up
+to ``jobs``; the first failure stops new work, running steps finish, and every
+failure is reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .blobstore import BlobStore
+from .digests import sha256_json
+from .docker_driver import DockerDriver, Mount
+from .errors import StepFailed, UsageError
+from .images import ImageBuilder, ToolchainSpec, load_toolchain
+from .stepcache import Entry, StepCache
+
+DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01: the earliest time zip archives can hold
+LOG_TAIL = 30
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    toolchain: str
+    params: Mapping[str, Any]
+    label: str  # "recipe/target/step" for people
+    deps: tuple[tuple[str, str], ...] = ()  # (input name, step id): outputs mounted at /in/<name>
+    blobs: tuple[tuple[str, str], ...] = ()  # (input name, sha256): store blob mounted at /in/<name>
+    timeout: float = 3600.0
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    jobs: int = 0  # 0: one per core
+    no_cache: bool = False
+    keep_failed: bool = False
+    mem_limit: str | None = None
+    cpus: float | None = None
+    source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH
+
+
+@dataclass
+class RunStats:
+    ran: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+
+
+def step_key(image_id: str, command: tuple[str, ...], params: Mapping[str, Any], inputs: Mapping[str, str], epoch: int) -> str:
+    """Pure: the cache key of one step."""
+    return sha256_json(
+        {
+            "schema": "posepipe-step/v1",
+            "image": image_id,
+            "command": list(command),
+            "params": params,
+            "inputs": dict(inputs),
+            "env": {"SOURCE_DATE_EPOCH": str(epoch)},
+        }
+    )
+
+
+def topological_order(steps: list[Step]) -> list[Step]:
+    """Steps ordered so that each comes after its dependencies; refuses cycles and unknown ids."""
+    by_id = {s.id: s for s in steps}
+    if len(by_id) != len(steps):
+        raise UsageError("two steps share an id")
+    order: list[Step] = []
+    state: dict[str, int] = {}
+
+    def visit(s: Step, chain: tuple[str, ...]) -> None:
+        if state.get(s.id) == 2:
+            return
+        if state.get(s.id) == 1:
+            raise UsageError(f"steps form a cycle: {' -> '.join(chain + (s.id,))}")
+        state[s.id] = 1
+        for _, dep in s.deps:
+            if dep not in by_id:
+                raise UsageError(f"step {s.id} depends on unknown step {dep}")
+            visit(by_id[dep], chain + (s.id,))
+        state[s.id] = 2
+        order.append(s)
+
+    for s in steps:
+        visit(s, ())
+    return order
+
+
+class Engine:
+    def __init__(
+        self,
+        driver: DockerDriver,
+        images: ImageBuilder,
+        cache: StepCache,
+        blobs: BlobStore,
+        docker_dir: Path,
+        logs_dir: Path,
+        options: EngineOptions = EngineOptions(),
+        on_line=lambda step, line: None,
+    ):
+        self.driver = driver
+        self.images = images
+        self.cache = cache
+        self.blobs = blobs
+        self.docker_dir = docker_dir
+        self.logs_dir = logs_dir
+        self.options = options
+        self.on_line = on_line
+        self.stats = RunStats()
+        self._specs: dict[str, ToolchainSpec] = {}
+
+    # ---------------------------------------------------------------- scheduling
+
+    def run(self, steps: list[Step]) -> dict[str, Entry]:
+        order = topological_order(steps)
+        self.driver.reap_orphans()
+        jobs = self.options.jobs or os.cpu_count() or 1
+        done: dict[str, Entry] = {}
+        failures: list[StepFailed] = []
+        pending = [s for s in order]
+        running: dict[Future, Step] = {}
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="step")
+        try:
+            while pending or running:
+                if not failures:
+                    for s in [s for s in pending if all(d in done for _, d in s.deps)][: jobs - len(running)]:
+                        pending.remove(s)
+                        running[pool.submit(self._execute, s, {n: done[d] for n, d in s.deps})] = s
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    s = running.pop(f)
+                    try:
+                        done[s.id] = f.result()
+                    except StepFailed as e:
+                        failures.append(e)
+        except KeyboardInterrupt:
+            self.driver.kill_running()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        if failures:
+            not_run = [s.label for s in pending]
+            tail = f"\nnot run because of the failure: {', '.join(not_run)}" if not_run else ""
+            raise StepFailed("\n\n".join(str(e) for e in failures) + tail)
+        return done
+
+    # ---------------------------------------------------------------- one step
+
+    def _spec(self, name: str) -> ToolchainSpec:
+        if name not in self._specs:
+            self._specs[name] = load_toolchain(self.docker_dir, name)
+        return self._specs[name]
+
+    def key_for(self, step: Step, deps: Mapping[str, Entry]) -> tuple[str, str, ToolchainSpec]:
+        spec = self._spec(step.toolchain)
+        image_id = self.images.ensure(spec)
+        inputs = {name: f"step:{deps[name].digest}" for name, _ in step.deps}
+        inputs.update({name: f"blob:{sha}" for name, sha in step.blobs})
+        return step_key(image_id, spec.command, step.params, inputs, self.options.source_date_epoch), image_id, spec
+
+    def _execute(self, step: Step, deps: Mapping[str, Entry]) -> Entry:
+        key, image_id, spec = self.key_for(step, deps)
+        if not self.options.no_cache and (hit := self.cache.lookup(key)):
+            self.stats.cached.append(step.id)
+            return hit
+        with self.cache.lock(key):
+            if not self.options.no_cache and (hit := self.cache.lookup(key)):
+                self.stats.cached.append(step.id)  # another process built it while we waited
+                return hit
+            with contextlib.ExitStack() as holds, self.cache.staging(key) as staged:
+                for entry in deps.values():
+                    holds.enter_context(self.cache.in_use(entry.key))
+                entry = self._run_container(step, key, image_id, spec, deps, staged)
+            self.stats.ran.append(step.id)
+            return entry
+
+    def _run_container(
+        self, step: Step, key: str, image_id: str, spec: ToolchainSpec, deps: Mapping[str, Entry], staged: Path
+    ) -> Entry:
+        params_file = staged / "params.json"
+        params_file.write_text(json.dumps(step.params, sort_keys=True, indent=1))
+        outputs = staged / "outputs"
+        if os.geteuid() == 0:
+            os.chown(outputs, 1000, 1000)  # the container's non-root user
+        mounts = [Mount(params_file, "/in/params.json"), Mount(outputs, "/out", read_only=False)]
+        mounts += [Mount(deps[name].outputs, f"/in/{name}") for name, _ in step.deps]
+        for name, sha in step.blobs:
+            blob = self.blobs.blob_path(sha)
+            if not blob.is_file():
+                raise StepFailed(f"{step.label}: input blob {name} ({sha}) is not in the store")
+            mounts.append(Mount(blob, f"/in/{name}"))
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', step.id)}.log"
+        log_path.write_bytes(b"")
+        result = self.driver.run(
+            image=image_id,
+            command=list(spec.command),
+            mounts=mounts,
+            env={"SOURCE_DATE_EPOCH": str(self.options.source_date_epoch), "HOME": "/tmp", "PYTHONUNBUFFERED": "1"},
+            label=step.label,
+            log_path=log_path,
+            on_line=lambda line: self.on_line(step, line),
+            timeout=step.timeout,
+            mem_limit=self.options.mem_limit,
+            cpus=self.options.cpus,
+            keep_failed=self.options.keep_failed,
+        )
+        if result.timed_out or result.exit_code != 0:
+            raise StepFailed(_failure_message(step, spec, result, log_path))
+        facts = {"step": step.id, "toolchain": step.toolchain, "image": image_id, "params": step.params}
+        return self.cache.commit(key, staged, log_path, facts)
+
+
+def _failure_message(step: Step, spec: ToolchainSpec, result, log_path: Path) -> str:
+    why = f"timed out after {step.timeout:g} s" if result.timed_out else f"exit code {result.exit_code}"
+    lines = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL:]
+    msg = (
+        f"step {step.label} failed: {why}\n"
+        f"  toolchain: {step.toolchain}\n  command: {' '.join(spec.command)}\n  full log: {log_path}\n"
+        f"  last {len(lines)} log lines:\n" + "".join(f"    | {line}\n" for line in lines)
+    )
+    if result.kept_container:
+        msg += f"  the container was kept: docker start {result.kept_container[:12]} && docker exec -it {result.kept_container[:12]} bash\n"
+        msg += f"  (remove it with: docker rm -f {result.kept_container[:12]})"
+    return msg.rstrip()

@@ -1,0 +1,98 @@
+"""Toolchain images: ``docker/<name>/`` built on the base, tagged by a digest of all inputs.
+
+The tag is ``posepipe/<name>:<digest>`` where the digest covers every file in
+the toolchain folder, the base image ID and the locked wheels, so an
+unchanged toolchain is never rebuilt and a changed one always is.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import report
+from .atomic import file_lock
+from .bootstrap import ensure_base, load_base_spec
+from .digests import sha256_file, sha256_json
+from .docker_driver import DockerDriver
+from .errors import UsageError
+from .wheelhouse import fill_wheelhouse
+
+
+@dataclass(frozen=True)
+class ToolchainSpec:
+    name: str
+    folder: Path
+    command: tuple[str, ...]  # argv of the in-image step script
+    requirements: str | None = None  # hashed requirements file inside the folder
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of every file
+
+    @property
+    def files_digest(self) -> str:
+        return sha256_json(self.files)
+
+
+def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
+    folder = docker_dir / name
+    spec_file = folder / "toolchain.yaml"
+    if not spec_file.is_file():
+        raise UsageError(f"toolchain {name!r} has no {spec_file}")
+    data = yaml.safe_load(spec_file.read_text())
+    files = {
+        p.relative_to(folder).as_posix(): sha256_file(p)[0]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    return ToolchainSpec(name, folder, tuple(data["command"]), data.get("requirements"), files)
+
+
+def image_tag(spec: ToolchainSpec, base_id: str) -> str:
+    return f"posepipe/{spec.name}:{sha256_json({'v': 1, 'files': spec.files, 'base': base_id})[:16]}"
+
+
+class ImageBuilder:
+    """Builds (or finds) toolchain images; one lock per tag so parallel builds agree."""
+
+    def __init__(self, driver: DockerDriver, docker_dir: Path, store_root: Path):
+        self.driver = driver
+        self.docker_dir = docker_dir
+        self.store_root = store_root
+        self._base_id: str | None = None
+
+    def base_id(self) -> str:
+        if self._base_id is None:
+            spec = load_base_spec(self.docker_dir)
+            with file_lock(self.store_root / "locks" / f"base-{spec.digest}.lock"):
+                self._base_id = ensure_base(self.driver, spec, self.store_root)
+        return self._base_id
+
+    def ensure(self, spec: ToolchainSpec) -> str:
+        """The image ID for ``spec``, building it only if no image carries its tag."""
+        tag = image_tag(spec, self.base_id())
+        found = self.driver.image_id(tag)
+        if found:
+            return found
+        with file_lock(self.store_root / "locks" / f"image-{tag.replace('/', '_').replace(':', '_')}.lock"):
+            found = self.driver.image_id(tag)
+            if found:
+                return found
+            return self._build(spec, tag)
+
+    def _build(self, spec: ToolchainSpec, tag: str) -> str:
+        report.err.print(f"building image {tag}", markup=False)
+        (self.store_root / "tmp").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="context-", dir=self.store_root / "tmp") as tmp:
+            context = Path(tmp) / "context"
+            shutil.copytree(spec.folder, context, ignore=shutil.ignore_patterns("__pycache__"))
+            wheels = context / "wheels"
+            wheels.mkdir(exist_ok=True)
+            if spec.requirements:
+                for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store_root / "wheels"):
+                    shutil.copy2(wheel, wheels / wheel.name)
+            return self.driver.build(
+                context, tag, {"BASE_IMAGE": self.base_id()}, lambda line: report.err.print(f"  {line}", markup=False)
+            )
