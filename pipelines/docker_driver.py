@@ -87,7 +87,7 @@ class DockerDriver:
             path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True, pull=False, decode=True
         ):
             if "stream" in chunk:
-                for line in chunk["stream"].splitlines():
+                for line in filter(str.strip, chunk["stream"].splitlines()):
                     if line.startswith("Step "):
                         step = line
                     tail = (tail + [line])[-30:]
@@ -166,6 +166,27 @@ class DockerDriver:
                 self._running.discard(container)
             if not (failed and keep_failed):
                 self._remove(container)
+
+    def debug_shell(self, failed: str, mounts: Iterable[Mount], label: str) -> str:
+        """Replace a failed, exited container by a live copy of it to `docker exec` into.
+
+        The copy is committed from the failed container (same files), runs `sleep
+        infinity` with the same mounts and no network, and is not reaped as an orphan.
+        """
+        image = self.api.commit(failed, repository="posepipe-failed", tag=failed[:12])["Id"]
+        self._remove(failed)
+        name = f"posepipe-failed-{failed[:12]}"
+        host_config = self.api.create_host_config(
+            binds={str(m.host): {"bind": m.container, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+            network_mode="none",
+            tmpfs={"/tmp": "rw,exec,size=2g"},
+        )
+        self.api.create_container(
+            image, ["sleep", "infinity"], name=name, network_disabled=True, working_dir="/tmp",
+            labels={"posepipe.kept": label}, host_config=host_config,
+        )
+        self.api.start(name)
+        return name
 
     def _remove(self, container: str) -> None:
         with contextlib.suppress(NotFound):

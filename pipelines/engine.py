@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,7 @@ class Engine:
     def run(self, steps: list[Step]) -> dict[str, Entry]:
         order = topological_order(steps)
         self.driver.reap_orphans()
+        self.cache.sweep_stale()
         jobs = self.options.jobs or os.cpu_count() or 1
         done: dict[str, Entry] = {}
         failures: list[StepFailed] = []
@@ -220,12 +221,24 @@ class Engine:
             keep_failed=self.options.keep_failed,
         )
         if result.timed_out or result.exit_code != 0:
-            raise StepFailed(_failure_message(step, spec, result, log_path))
+            shell = self._keep_for_debugging(step, staged, mounts, result.kept_container)
+            raise StepFailed(_failure_message(step, spec, result, log_path, shell))
         facts = {"step": step.id, "toolchain": step.toolchain, "image": image_id, "params": step.params}
         return self.cache.commit(key, staged, log_path, facts)
 
 
-def _failure_message(step: Step, spec: ToolchainSpec, result, log_path: Path) -> str:
+    def _keep_for_debugging(self, step: Step, staged: Path, mounts: list[Mount], failed: str | None) -> str | None:
+        """--keep-failed: keep the step's folder and a live copy of its container."""
+        if failed is None:
+            return None
+        kept = self.cache.root / ".failed" / staged.name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, kept)
+        moved = [replace(m, host=kept / m.host.relative_to(staged)) if m.host.is_relative_to(staged) else m for m in mounts]
+        return self.driver.debug_shell(failed, moved, step.label)
+
+
+def _failure_message(step: Step, spec: ToolchainSpec, result, log_path: Path, shell: str | None) -> str:
     why = f"timed out after {step.timeout:g} s" if result.timed_out else f"exit code {result.exit_code}"
     lines = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL:]
     msg = (
@@ -233,7 +246,6 @@ def _failure_message(step: Step, spec: ToolchainSpec, result, log_path: Path) ->
         f"  toolchain: {step.toolchain}\n  command: {' '.join(spec.command)}\n  full log: {log_path}\n"
         f"  last {len(lines)} log lines:\n" + "".join(f"    | {line}\n" for line in lines)
     )
-    if result.kept_container:
-        msg += f"  the container was kept: docker start {result.kept_container[:12]} && docker exec -it {result.kept_container[:12]} bash\n"
-        msg += f"  (remove it with: docker rm -f {result.kept_container[:12]})"
+    if shell:
+        msg += f"  kept for inspection: docker exec -it {shell} bash\n  remove it with: docker rm -f {shell}"
     return msg.rstrip()

@@ -153,6 +153,15 @@ class StepCache:
             os.replace(path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
 
+    def sweep_stale(self) -> None:
+        """Remove staging folders of processes that died (kill -9) before committing."""
+        if not self.tmp.is_dir():
+            return
+        for d in self.tmp.iterdir():
+            parts = d.name.split(".")
+            if len(parts) == 3 and parts[1].isdigit() and not Path(f"/proc/{parts[1]}").exists():
+                shutil.rmtree(d, ignore_errors=True)
+
     def keys(self) -> list[str]:
         if not self.root.exists():
             return []

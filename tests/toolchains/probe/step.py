@@ -54,6 +54,11 @@ elif action == "network":
     except OSError as e:
         dns = type(e).__name__
     (out / "network.json").write_text(json.dumps({"interfaces": interfaces, "dns": dns}))
+elif action == "slow_write":
+    (out / "part.txt").write_text("first half\n")
+    print("probe: half", flush=True)
+    time.sleep(params["seconds"])
+    (out / "result.txt").write_text(params.get("text", "") + "\n")
 elif action == "burn":
     h = hashlib.sha256()
     for i in range(params["rounds"]):

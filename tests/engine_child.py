@@ -1,0 +1,19 @@
+"""Runs an engine in its own process, for kill -9 and concurrency tests.
+
+usage: python -m tests.engine_child STORE STEPS_JSON
+Prints each container log line as "line: ..." and finally "stats: {...}".
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from pipelines.engine import Step
+
+from .conftest import make_engine
+
+store = Path(sys.argv[1])
+steps = [Step(**{**s, "deps": tuple(map(tuple, s.get("deps", ())))}) for s in json.loads(sys.argv[2])]
+engine = make_engine(store, on_line=lambda step, line: print(f"line: {line}", flush=True))
+engine.run(steps)
+print("stats: " + json.dumps({"ran": engine.stats.ran, "cached": engine.stats.cached}), flush=True)
