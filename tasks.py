@@ -6,7 +6,7 @@ Each task parses its arguments and calls one function; all logic lives in
 
 from invoke import task
 
-from pipelines import commands, fetching
+from pipelines import building, commands, fetching
 from pipelines.cli import command, required
 from pipelines.paths import layout
 
@@ -44,12 +44,17 @@ def list_(c, recipe=None):
         "jobs": "Steps to run in parallel (default: number of cores)",
         "locked": "Refuse inputs whose full sha256 is not in recipes/checkpoints.lock",
         "offline": "Use only the local store; never touch the network",
+        "no_progress": "Plain log lines instead of a progress bar",
     }
 )
 @command
-def build(c, recipe=None, target=None, no_cache=False, keep_failed=False, jobs=0, locked=False, offline=False):
+def build(c, recipe=None, target=None, no_cache=False, keep_failed=False, jobs=0, locked=False, offline=False, no_progress=False):
     """Build a recipe's targets in Docker and leave verified artifacts with manifests."""
-    commands.build(layout(), required(recipe, "--recipe"), target)
+    request = building.BuildRequest(
+        required(recipe, "--recipe"), target, no_cache=no_cache, keep_failed=keep_failed, jobs=jobs,
+        locked=locked, offline=offline, progress=not no_progress,
+    )
+    building.build(layout(), request)
 
 
 @task(
@@ -71,11 +76,11 @@ def fetch(c, recipe=None, calibration=False, locked=False, offline=False, verify
     )
 
 
-@task(help={"bootstrap": "Make the base image from a pinned Debian release (debootstrap + docker import)"})
+@task(help={"bootstrap": "Make the base image afresh from the pinned Debian release even if it exists"})
 @command
 def images(c, bootstrap=False):
-    """Build the toolchain images under docker/ (unchanged toolchains are never rebuilt)."""
-    commands.not_implemented("images")
+    """Build the base (debootstrap + docker import) and toolchain images; unchanged ones are never rebuilt."""
+    commands.images(layout(), bootstrap)
 
 
 @task(help={"recipe": RECIPE, "target": TARGET, "to": "Destination: a directory, an HTTP layout or an OCI registry"})
@@ -118,4 +123,4 @@ def clean(c, recipe=None, target=None):
 @command
 def gc(c, max_size=None, max_age=None):
     """Bound the store by size and age; entries in use are never deleted."""
-    commands.not_implemented("gc")
+    commands.gc(layout(), max_size, max_age)

@@ -61,6 +61,8 @@ class BlobStore:
             self.discard(sha256)
             return None
         if not full and self._fingerprint_matches(sha256, st):
+            with contextlib.suppress(OSError):
+                os.utime(self._fingerprint_path(sha256))  # last use, for gc
             return path
         got, _ = sha256_file(path)
         if got != sha256:
@@ -79,6 +81,17 @@ class BlobStore:
     def remember_fingerprint(self, sha256: str) -> None:
         st = self.blob_path(sha256).stat()
         write_bytes_atomic(self._fingerprint_path(sha256), json.dumps(_fingerprint(st)).encode())
+
+    def last_used(self, sha256: str) -> float:
+        """When a build last used the blob (its fingerprint is refreshed on every hit)."""
+        for p in (self._fingerprint_path(sha256), self.blob_path(sha256)):
+            with contextlib.suppress(FileNotFoundError):
+                return p.stat().st_mtime
+        return 0.0
+
+    def shas(self) -> list[str]:
+        d = self.root / "blobs" / "sha256"
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
 
     def discard(self, sha256: str) -> None:
         for p in (self.blob_path(sha256), self._fingerprint_path(sha256)):

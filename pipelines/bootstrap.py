@@ -35,6 +35,7 @@ class BaseSpec:
     variant: str
     arch: str
     include: tuple[str, ...]
+    image: str | None = None  # a configured base ("name@sha256:..."), used as is instead of bootstrapping
 
     @property
     def digest(self) -> str:
@@ -47,7 +48,7 @@ class BaseSpec:
 
 def load_base_spec(docker_dir: Path) -> BaseSpec:
     data = yaml.safe_load((docker_dir / "base" / "bootstrap.yaml").read_text())
-    return BaseSpec(data["suite"], data["variant"], data["arch"], tuple(data["include"]))
+    return BaseSpec(data["suite"], data["variant"], data["arch"], tuple(data["include"]), data.get("image"))
 
 
 def debian_mirror() -> str:
@@ -66,10 +67,12 @@ def debian_mirror() -> str:
     )
 
 
-def ensure_base(driver: DockerDriver, spec: BaseSpec, store_root: Path) -> str:
-    """The base image ID, bootstrapping it first if no image carries its tag."""
+def ensure_base(driver: DockerDriver, spec: BaseSpec, store_root: Path, fresh: bool = False) -> str:
+    """The base image ID: the configured image, or the bootstrapped one (made if missing or ``fresh``)."""
+    if spec.image:
+        return driver.image_id(spec.image) or driver.pull(spec.image)
     image_id = driver.image_id(spec.tag)
-    if image_id:
+    if image_id and not fresh:
         return image_id
     if shutil.which("debootstrap") is None:
         raise UsageError("debootstrap is not installed; `apt-get install debootstrap` (it is a Debian package)")

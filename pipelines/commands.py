@@ -5,6 +5,9 @@ from __future__ import annotations
 import shutil
 
 from . import catalog, report
+from . import gc as store_gc
+from .docker_driver import DockerDriver
+from .images import ImageBuilder, load_toolchain
 from .errors import InvalidRecipes, NotImplementedYet, UsageError
 from .paths import Layout
 
@@ -26,12 +29,22 @@ def list_targets(layout: Layout, names: list[str] | None) -> list[catalog.Row]:
     return rows
 
 
-def build(layout: Layout, recipe: str, target: str | None) -> None:
-    r = catalog.load_named(layout, recipe)
-    catalog.select_targets(r, target)
-    raise NotImplementedYet(
-        f"recipe {r.name!r} is valid, but the step engine that builds it has not landed yet; nothing was built"
-    )
+def images(layout: Layout, bootstrap: bool) -> dict[str, str]:
+    """Base image plus every toolchain under docker/ that has a toolchain.yaml."""
+    driver = DockerDriver.from_env()
+    builder = ImageBuilder(driver, layout.docker, layout.store, fresh_base=bootstrap)
+    built = {"base": builder.base_id()}
+    for name in builder.toolchains():
+        built[name] = builder.ensure(load_toolchain(layout.docker, name))
+    for name, image_id in built.items():
+        report.out.print(f"ok  {name}: {image_id}", markup=False)
+    return built
+
+
+def gc(layout: Layout, max_size: str | None, max_age: str | None) -> None:
+    removed, busy = store_gc.collect(layout.store, max_size, max_age)
+    freed = sum(i.size for i in removed)
+    report.out.print(f"removed {len(removed)} item(s), {freed / 1e6:.1f} MB; {len(busy)} in use and kept", markup=False)
 
 
 def not_implemented(command: str) -> None:

@@ -76,6 +76,14 @@ class DockerDriver:
         except ImageNotFound:
             return None
 
+    def pull(self, ref: str) -> str:
+        if "@sha256:" not in ref:
+            raise StepFailed(f"base image {ref!r} must be pinned by digest (name@sha256:...)")
+        try:
+            return self.client.images.pull(ref).id
+        except APIError as e:
+            raise StepFailed(f"cannot pull base image {ref}: {e.explanation}") from None
+
     def import_tar(self, tar: Path, repository: str, tag: str, changes: list[str]) -> None:
         self.api.import_image(src=str(tar), repository=repository, tag=tag, changes=changes)
 

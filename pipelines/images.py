@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,18 +58,24 @@ def image_tag(spec: ToolchainSpec, base_id: str) -> str:
 class ImageBuilder:
     """Builds (or finds) toolchain images; one lock per tag so parallel builds agree."""
 
-    def __init__(self, driver: DockerDriver, docker_dir: Path, store_root: Path):
+    def __init__(self, driver: DockerDriver, docker_dir: Path, store_root: Path, fresh_base: bool = False):
         self.driver = driver
         self.docker_dir = docker_dir
         self.store_root = store_root
+        self.fresh_base = fresh_base  # re-run debootstrap even if the tagged base exists
         self._base_id: str | None = None
+        self._lock = threading.Lock()
 
     def base_id(self) -> str:
-        if self._base_id is None:
-            spec = load_base_spec(self.docker_dir)
-            with file_lock(self.store_root / "locks" / f"base-{spec.digest}.lock"):
-                self._base_id = ensure_base(self.driver, spec, self.store_root)
-        return self._base_id
+        with self._lock:  # worker threads ask at once; bootstrap once
+            if self._base_id is None:
+                spec = load_base_spec(self.docker_dir)
+                with file_lock(self.store_root / "locks" / f"base-{spec.digest}.lock"):
+                    self._base_id = ensure_base(self.driver, spec, self.store_root, self.fresh_base)
+            return self._base_id
+
+    def toolchains(self) -> list[str]:
+        return sorted(p.parent.name for p in self.docker_dir.glob("*/toolchain.yaml"))
 
     def ensure(self, spec: ToolchainSpec) -> str:
         """The image ID for ``spec``, building it only if no image carries its tag."""

@@ -1,0 +1,99 @@
+"""Pure planning: a recipe and its chosen targets become a DAG of steps.
+
+Every target compiles from an export of the model (TorchScript and/or ONNX at
+the target's batch size); targets that need the same export share one step.
+A Sophgo ``combine`` target depends on the targets it merges. Parameters are
+exactly what the in-image step scripts read, so they are also what the cache
+key covers: change one recipe field and only the steps that read it rerun.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import Step
+from .recipe import Recipe, Target
+
+EXPORT_TOOLCHAIN = "mmpose"
+
+
+def frontend(target: Target) -> str:
+    return target.params.get("frontend", "onnx")
+
+
+def batch(target: Target) -> int:
+    return int(target.params.get("batch", 1))
+
+
+def _model_facts(recipe: Recipe, batch_size: int) -> dict[str, Any]:
+    m = recipe.model
+    return {
+        "task": m.task,
+        "input": {"name": m.input.name, "shape": [batch_size, *m.input.shape[1:]]},
+        "outputs": [{"name": o.name, "shape": [batch_size, *o.shape[1:]]} for o in m.outputs],
+        "normalization": {"mean": list(m.normalization.mean), "std": list(m.normalization.std),
+                          "channel_order": m.normalization.channel_order},
+    }
+
+
+def export_step_id(recipe: Recipe, batch_size: int) -> str:
+    return f"{recipe.name}/export@b{batch_size}"
+
+
+def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, calibration_sha256: str | None) -> list[Step]:
+    """Steps for ``targets`` (plus the targets they combine), sharing exports by batch size."""
+    wanted = _with_combined(recipe, targets)
+    steps: dict[str, Step] = {}
+    formats_by_batch: dict[int, set[str]] = {}
+    for t in wanted:
+        if "combine" not in t.params:
+            formats_by_batch.setdefault(batch(t), set()).add(frontend(t))
+    for b, formats in sorted(formats_by_batch.items()):
+        params = {
+            "stage": "export",
+            "mmpose": {"version": recipe.model.mmpose.version, "config": recipe.model.mmpose.config},
+            **_model_facts(recipe, b),
+            "formats": sorted(formats),
+            "opset": recipe.export.opset,
+            "tolerance": recipe.export.tolerance,
+            "simplify": recipe.export.simplify,
+        }
+        sid = export_step_id(recipe, b)
+        steps[sid] = Step(sid, EXPORT_TOOLCHAIN, params, f"{recipe.name}/export (batch {b})",
+                          blobs=(("checkpoint", checkpoint_sha256),), timeout=3 * 3600)
+    for t in wanted:
+        sid = compile_step_id(recipe, t)
+        params = {"stage": "compile", "target": t.id, "output": t.output, "settings": _plain(t.params)}
+        if "combine" in t.params:
+            deps = tuple((ref, compile_step_id(recipe, recipe.target(ref))) for ref in t.params["combine"])
+            steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/combine", deps=deps)
+            continue
+        params.update(_model_facts(recipe, batch(t)), frontend=frontend(t))
+        blobs = (("calibration", calibration_sha256),) if t.needs_calibration and calibration_sha256 else ()
+        if t.needs_calibration and recipe.calibration:
+            params["calibration"] = {"select": recipe.calibration.select, "count": recipe.calibration.count}
+        steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile",
+                          deps=(("model", export_step_id(recipe, batch(t))),), blobs=blobs, timeout=6 * 3600)
+    return list(steps.values())
+
+
+def compile_step_id(recipe: Recipe, target: Target) -> str:
+    return f"{recipe.name}/{target.id}"
+
+
+def _with_combined(recipe: Recipe, targets: tuple[Target, ...]) -> list[Target]:
+    out: dict[str, Target] = {}
+    for t in targets:
+        for ref in t.params.get("combine", ()):
+            out.setdefault(ref, recipe.target(ref))
+        out[t.id] = t
+    return list(out.values())
+
+
+def _plain(value: Any) -> Any:
+    """Frozen recipe values back to JSON types."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value

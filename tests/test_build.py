@@ -1,0 +1,114 @@
+"""`build` end to end on a checkout whose export and ONNX Runtime stages are test stand-ins.
+
+The checkpoint and calibration archive are served over loopback and fetched by
+hash; the steps run in real containers. Nothing here is a verified model build:
+the stand-in only records what it was asked to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines.building import BuildRequest, build
+from pipelines.errors import NotImplementedYet
+from pipelines.paths import REPO_ROOT, Layout
+from pipelines.plan import plan
+from pipelines.recipe import load_recipe
+
+from .conftest import TEST_TOOLCHAINS
+from .httpserver import LoopbackServer, Route
+
+CHECKPOINT = b"not a real checkpoint: bytes served to exercise fetch-by-hash\n" * 100
+ARCHIVE = b"PK\x05\x06" + b"\x00" * 18  # an empty zip
+
+
+@pytest.fixture
+def server():
+    with LoopbackServer() as s:
+        yield s
+
+
+@pytest.fixture
+def checkout(tmp_path, server) -> Layout:
+    root = tmp_path / "repo"
+    (root / "recipes").mkdir(parents=True)
+    shutil.copytree(REPO_ROOT / "docker" / "base", root / "docker" / "base")
+    for name in ("mmpose", "onnxruntime"):
+        shutil.copytree(TEST_TOOLCHAINS / "standin", root / "docker" / name)
+    ckpt_url = server.add("/deeppose_test_checkpoint.pth", Route(CHECKPOINT))
+    cal_url = server.add("/val2017.zip", Route(ARCHIVE))
+    text = (REPO_ROOT / "recipes" / "face_deeppose.yaml").read_text()
+    text = text.replace(
+        "https://download.openmmlab.com/mmpose/face/deeppose/deeppose_res50_wflw_256x256-92d0ba7f_20210303.pth",
+        ckpt_url,
+    ).replace("sha256: 92d0ba7f", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
+    text = text.replace("http://images.cocodataset.org/zips/val2017.zip", cal_url)
+    (root / "recipes" / "face_deeppose.yaml").write_text(text)
+    return Layout(root, tmp_path / "store")
+
+
+def edit(layout: Layout, old: str, new: str) -> None:
+    p = layout.recipes / "face_deeppose.yaml"
+    p.write_text(p.read_text().replace(old, new, 1))
+
+
+def last_summary(capsys) -> str:
+    return [line for line in capsys.readouterr().out.splitlines() if "step(s) ran" in line][-1]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_build_places_ready_targets_and_reports_the_rest(checkout, capsys):
+    with pytest.raises(NotImplementedYet) as e:
+        build(checkout, BuildRequest("face_deeppose", progress=False))
+    assert "drpai (drpai_tvm not implemented)" in str(e.value) and "built: ort_fp32, ort_int8" in str(e.value)
+    art = checkout.artifacts / "face_deeppose"
+    record = json.loads((art / "ort_int8" / "face_deeppose_ort_int8" / "standin.json").read_text())
+    assert record["standin"] == "contract-test"
+    assert record["params"]["settings"]["calibration_method"] == "minmax"
+    assert record["params"]["input"] == {"name": "input0", "shape": [1, 3, 256, 256]}
+    assert set(record["inputs"]) == {"calibration", "model/model.onnx"}
+    assert not (art / "drpai").exists()
+    assert "3 step(s) ran, 0 from the cache" in last_summary(capsys)
+
+    # nothing changed: no container starts
+    build(checkout, BuildRequest("face_deeppose", target="ort_fp32", progress=False))
+    assert "0 step(s) ran, 2 from the cache" in last_summary(capsys)
+
+    # a field only ort_int8 reads reruns only ort_int8
+    edit(checkout, "calibration_method: minmax", "calibration_method: entropy")
+    build(checkout, BuildRequest("face_deeppose", target="ort_int8", progress=False))
+    assert "1 step(s) ran, 1 from the cache" in last_summary(capsys)
+
+    # a field the export reads reruns the export and what follows it
+    edit(checkout, "opset: 11", "opset: 13")
+    build(checkout, BuildRequest("face_deeppose", target="ort_fp32", progress=False))
+    assert "2 step(s) ran, 0 from the cache" in last_summary(capsys)
+
+
+def test_plan_shares_exports_by_batch_and_adds_combined_targets():
+    r = load_recipe(REPO_ROOT / "recipes" / "hrnet_sophon.yaml")
+    steps = {s.id: s for s in plan(r, (r.target("bm1684_int8_b1b4"), r.target("ort_fp32")), "c" * 64, "d" * 64)}
+    assert set(steps) == {
+        "hrnet_sophon/export@b1", "hrnet_sophon/export@b4", "hrnet_sophon/bm1684_int8_b1",
+        "hrnet_sophon/bm1684_int8_b4", "hrnet_sophon/bm1684_int8_b1b4", "hrnet_sophon/ort_fp32",
+    }
+    assert steps["hrnet_sophon/export@b4"].params["input"]["shape"] == [4, 3, 256, 192]
+    assert steps["hrnet_sophon/bm1684_int8_b1b4"].deps == (
+        ("bm1684_int8_b1", "hrnet_sophon/bm1684_int8_b1"), ("bm1684_int8_b4", "hrnet_sophon/bm1684_int8_b4"),
+    )
+    assert steps["hrnet_sophon/bm1684_int8_b4"].blobs == (("calibration", "d" * 64),)
+    assert steps["hrnet_sophon/ort_fp32"].blobs == ()
+
+
+def test_drpai_plan_exports_torchscript():
+    r = load_recipe(REPO_ROOT / "recipes" / "face_deeppose.yaml")
+    steps = plan(r, r.targets, "c" * 64, "d" * 64)
+    export = next(s for s in steps if s.id.endswith("export@b1"))
+    assert export.params["formats"] == ["onnx", "torchscript"]
+    assert export.blobs == (("checkpoint", "c" * 64),)
