@@ -40,4 +40,6 @@ def default_store() -> Path:
 
 
 def layout(root: Path | None = None, store: Path | None = None) -> Layout:
-    return Layout(root=root or REPO_ROOT, store=store or default_store())
+    """POSEPIPE_ROOT points the tasks at another checkout (recipes/, docker/, artifacts/)."""
+    env_root = os.environ.get("POSEPIPE_ROOT")
+    return Layout(root=root or (Path(env_root) if env_root else REPO_ROOT), store=store or default_store())
