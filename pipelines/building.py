@@ -33,6 +33,8 @@ class BuildRequest:
     locked: bool = False
     offline: bool = False
     progress: bool = True
+    memory: str | None = None  # per-container limit, docker syntax ("8g")
+    cpus: float | None = None  # per-container CPU limit
 
 
 def _blocked(layout: Layout, t: Target) -> tuple[str, Status] | None:
@@ -71,7 +73,9 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
         BlobStore(layout.store),
         layout.docker,
         layout.store / "logs" / recipe.name,
-        EngineOptions(jobs=req.jobs, no_cache=req.no_cache, keep_failed=req.keep_failed),
+        EngineOptions(
+            jobs=req.jobs, no_cache=req.no_cache, keep_failed=req.keep_failed, mem_limit=req.memory, cpus=req.cpus
+        ),
         on_line=lambda step, line: report.err.print(f"[{step.label}] {line}", markup=False),
     )
     results = engine.run(plan(recipe, targets, checkpoint, calibration))

@@ -201,3 +201,14 @@ def test_two_concurrent_builds_run_the_step_once(tmp_path):
     stats = [json.loads(o.split("stats: ")[1]) for o in outs]
     assert sorted(len(s["ran"]) for s in stats) == [0, 1]
     assert sum(1 for o in outs if "probe: half" in o) == 1
+
+
+def test_ctrl_c_removes_running_containers(tmp_path, docker_driver):
+    proc = child(tmp_path, [Step("h", "probe", {"action": "hang"}, "test/h")])
+    wait_for_line(proc, "probe: hanging")
+    assert docker_driver.api.containers(filters={"label": OWNER_LABEL})  # it is running now
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert not docker_driver.api.containers(all=True, filters={"label": OWNER_LABEL})
+    assert make_engine(tmp_path).cache.keys() == []

@@ -1,0 +1,52 @@
+"""Store garbage collection: bounds by age and size, least recently used first, never in use."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from pipelines import gc
+from pipelines.errors import UsageError
+from pipelines.stepcache import StepCache
+
+
+def make_entry(cache: StepCache, key: str, size: int, age_s: float, tmp_path) -> None:
+    log = tmp_path / "log.txt"
+    log.write_text("log\n")
+    with cache.staging(key) as staged:
+        (staged / "outputs" / "blob").write_bytes(b"x" * size)
+        entry = cache.commit(key, staged, log, {})
+    t = time.time() - age_s
+    os.utime(entry.path, (t, t))
+
+
+def test_parse_units():
+    assert gc.parse_size("20G") == 20 << 30 and gc.parse_size("500M") == 500 << 20 and gc.parse_size("1.5KiB") == 1536
+    assert gc.parse_age("30d") == 30 * 86400 and gc.parse_age("12h") == 43200
+    with pytest.raises(UsageError):
+        gc.parse_size("lots")
+    with pytest.raises(UsageError):
+        gc.collect(__import__("pathlib").Path("/nonexistent"), None, None)
+
+
+def test_choose_drops_oldest_first_to_meet_both_bounds():
+    items = [gc.Item("step", n, 100, t) for n, t in (("old", 0), ("mid", 50), ("new", 99))]
+    assert [i.name for i in gc.choose(items, max_size=150, max_age=None, now=100)] == ["old", "mid"]
+    assert [i.name for i in gc.choose(items, max_size=None, max_age=60, now=100)] == ["old"]
+    assert gc.choose(items, max_size=1000, max_age=1000, now=100) == []
+
+
+def test_collect_removes_lru_entries_but_not_those_in_use(tmp_path):
+    store = tmp_path / "store"
+    cache = StepCache(store)
+    make_entry(cache, "a" * 64, 1000, 3000, tmp_path)
+    make_entry(cache, "b" * 64, 1000, 2000, tmp_path)
+    make_entry(cache, "c" * 64, 1000, 10, tmp_path)
+    with cache.in_use("a" * 64):
+        removed, busy = gc.collect(store, "1500", None)
+    assert [i.name for i in busy] == ["a" * 64]
+    assert [i.name for i in removed] == ["b" * 64]
+    assert cache.keys() == ["a" * 64, "c" * 64]
+    assert cache.lookup("c" * 64) is not None  # survivors are intact
