@@ -88,6 +88,13 @@ def images(c, bootstrap=False):
     commands.images(layout(), bootstrap)
 
 
+@task(help={"toolchain": "Toolchain folder under docker/ whose requirements.in to lock"})
+@command
+def lock(c, toolchain=None):
+    """Resolve docker/<toolchain>/requirements.in into requirements.lock, every wheel pinned by sha256."""
+    commands.lock(layout(), required(toolchain, "--toolchain"))
+
+
 @task(help={"recipe": RECIPE, "target": TARGET, "to": "Destination: a directory, an HTTP layout or an OCI registry"})
 @command
 def publish(c, recipe=None, to=None, target=None):

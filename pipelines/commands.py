@@ -6,6 +6,7 @@ import shutil
 
 from . import catalog, report
 from . import gc as store_gc
+from . import wheelhouse
 from .docker_driver import DockerDriver
 from .images import ImageBuilder, load_toolchain
 from .errors import InvalidRecipes, NotImplementedYet, UsageError
@@ -39,6 +40,14 @@ def images(layout: Layout, bootstrap: bool) -> dict[str, str]:
     for name, image_id in built.items():
         report.out.print(f"ok  {name}: {image_id}", markup=False)
     return built
+
+
+def lock(layout: Layout, toolchain: str) -> None:
+    source = layout.docker / toolchain / "requirements.in"
+    if not source.is_file():
+        raise UsageError(f"{source} does not exist")
+    out = wheelhouse.lock(source, layout.store / "wheels")
+    report.out.print(f"wrote {out} ({len(wheelhouse.locked_hashes(out))} wheels)", markup=False)
 
 
 def gc(layout: Layout, max_size: str | None, max_age: str | None) -> None:

@@ -7,6 +7,7 @@ unchanged toolchain is never rebuilt and a changed one always is.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -99,7 +100,10 @@ class ImageBuilder:
             wheels.mkdir(exist_ok=True)
             if spec.requirements:
                 for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store_root / "wheels"):
-                    shutil.copy2(wheel, wheels / wheel.name)
+                    try:
+                        os.link(wheel, wheels / wheel.name)  # same file system: no copy of GBs
+                    except OSError:
+                        shutil.copy2(wheel, wheels / wheel.name)
             return self.driver.build(
                 context, tag, {"BASE_IMAGE": self.base_id()}, lambda line: report.err.print(f"  {line}", markup=False)
             )

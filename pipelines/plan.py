@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .engine import Step
+from .mmpose_configs import config_1x
 from .recipe import Recipe, Target
 
 EXPORT_TOOLCHAIN = "mmpose"
@@ -51,7 +52,11 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
     for b, formats in sorted(formats_by_batch.items()):
         params = {
             "stage": "export",
-            "mmpose": {"version": recipe.model.mmpose.version, "config": recipe.model.mmpose.config},
+            "mmpose": {
+                "version": recipe.model.mmpose.version,
+                "config": recipe.model.mmpose.config,
+                "config_1x": config_1x(recipe.model.mmpose.config),
+            },
             **_model_facts(recipe, b),
             "formats": sorted(formats),
             "opset": recipe.export.opset,

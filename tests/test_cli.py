@@ -21,7 +21,7 @@ TASKS = {name: obj for name, obj in vars(tasks).items() if isinstance(obj, Task)
 
 def test_all_documented_tasks_exist():
     names = {t.name for t in TASKS.values()}
-    assert names >= {"validate", "list", "build", "fetch", "images", "publish", "download", "matrix", "clean", "gc"}
+    assert names >= {"validate", "list", "build", "fetch", "images", "publish", "download", "matrix", "clean", "gc", "lock"}
 
 
 @pytest.mark.parametrize("name", sorted(TASKS))

@@ -183,3 +183,10 @@ def test_unquoted_hex_addr_is_accepted(tmp_path):
     path = tmp_path / "hand_hrnetv2.yaml"
     path.write_text(HAND.replace('"0x438E0000"', "0x438E0000"))
     assert load_recipe(path).target("drpai").params["addr_map_start"] == 0x438E0000
+
+
+def test_every_recipe_config_maps_to_an_mmpose_1x_config():
+    from pipelines.mmpose_configs import config_1x
+
+    for name in SEED_RECIPES:
+        assert config_1x(load(name).model.mmpose.config).startswith("configs/")

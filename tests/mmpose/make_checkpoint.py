@@ -1,0 +1,63 @@
+"""Runs inside the mmpose image: writes a random-weight checkpoint in MMPose 0.x form.
+
+usage: make_checkpoint.py CONFIG_1X SEED BATCH,C,H,W
+/out/checkpoint.pth: state dict under 0.x key names (keypoint_head.*, the old
+final_layer.N layout for heads with extra conv layers), no state-dict version,
+numpy scalars in its metadata, as mmcv 1.x runners saved them.
+/out/reference.json: per-output mean and std of the model on the export's seeded input,
+so a test can tell that the export loaded these weights.
+"""
+
+import json
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, "/opt/posepipe")
+import mmcv_ops_stub  # noqa: E402
+
+mmcv_ops_stub.install()
+import mmpose  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmpose.registry import MODELS  # noqa: E402
+
+config, seed, shape = sys.argv[1], int(sys.argv[2]), [int(v) for v in sys.argv[3].split(",")]
+cfg = Config.fromfile(str(Path(mmpose.__file__).parent / ".mim" / config))
+cfg.model.backbone.init_cfg = None
+cfg.model.train_cfg = None
+init_default_scope("mmpose")
+torch.manual_seed(seed)
+model = MODELS.build(cfg.model).eval()
+for m in model.modules():
+    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+        m.running_mean.uniform_(-0.2, 0.2)
+        m.running_var.uniform_(0.5, 1.5)
+
+extra = getattr(model.head, "conv_layers", None)
+n_extra = len(extra) if isinstance(extra, torch.nn.Sequential) else 0
+old = OrderedDict()
+for key, value in model.state_dict().items():
+    if key.startswith("data_preprocessor."):
+        continue
+    if key.startswith("head."):
+        rest = key[len("head."):]
+        if n_extra and rest.startswith("conv_layers."):
+            rest = "final_layer." + rest[len("conv_layers."):]
+        elif n_extra and rest.startswith("final_layer."):
+            rest = f"final_layer.{n_extra}." + rest[len("final_layer."):]
+        key = "keypoint_head." + rest
+    old[key] = value
+meta = {"mmpose_version": "0.28.1", "epoch": np.int64(210), "hook_msgs": {"best_score": np.float64(0.81)}}
+torch.save({"meta": meta, "state_dict": old}, "/out/checkpoint.pth")
+
+x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+with torch.no_grad():
+    out = model(x, None, mode="tensor")
+outs = out if isinstance(out, (list, tuple)) else [out]
+stats = [{"mean": float(t.mean()), "std": float(t.std())} for t in outs]
+Path("/out/reference.json").write_text(json.dumps(stats))
+print("checkpoint with", len(old), "tensors")

@@ -1,0 +1,65 @@
+"""The INT8 accuracy gate on a model with real peaks: it passes a sound calibration and
+fails a deliberately broken one (calibration scenes darkened to 10 %: wrong scales)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines.docker_driver import DockerDriver, Mount
+from pipelines.images import ImageBuilder, load_toolchain
+from pipelines.paths import REPO_ROOT
+
+from .conftest import SHARED_STORE
+from .test_pipeline import scenes, mmpose_image  # noqa: F401 (module fixtures)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+PARAMS = {
+    "stage": "compile", "output": "tiny_int8", "task": "topdown_heatmap", "frontend": "onnx",
+    "input": {"name": "input", "shape": [1, 3, 64, 64]},
+    "outputs": [{"name": "heatmaps", "shape": [1, 3, 16, 16]}],
+    "normalization": {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "channel_order": "RGB"},
+    "calibration": {"select": "scenes/*.png", "count": 24},
+    "settings": {"quantize": "int8", "calibration_method": "minmax", "per_channel": True,
+                 "activation_type": "uint8", "max_keypoint_error_px": 1.0},
+}
+
+
+def quantize(scenes: Path, archive: str, work: Path) -> tuple[int, dict | None, str]:
+    driver = DockerDriver.from_env()
+    image = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(load_toolchain(REPO_ROOT / "docker", "onnxruntime"))
+    out = work / "out"
+    out.mkdir(parents=True)
+    if os.geteuid() == 0:
+        os.chown(out, 1000, 1000)
+    (work / "params.json").write_text(json.dumps(PARAMS))
+    res = driver.run(
+        image=image, command=["/opt/venv/bin/python", "/opt/posepipe/compile.py"],
+        mounts=[Mount(work / "params.json", "/in/params.json"), Mount(scenes / "model", "/in/model"),
+                Mount(scenes / archive, "/in/calibration"), Mount(out, "/out", False)],
+        env={}, label="test/quantize", log_path=work / "log", on_line=lambda line: None, timeout=900,
+    )
+    report = out / "tiny_int8" / "report.json"
+    return res.exit_code, json.loads(report.read_text()) if report.exists() else None, (work / "log").read_text()
+
+
+def test_trained_model_has_real_peaks(scenes):
+    assert json.loads((scenes / "train.json").read_text())["fp32_mean_error_px"] < 3.0  # of a 64 px input
+
+
+def test_sound_calibration_passes_the_gate(scenes, tmp_path):
+    code, report, log = quantize(scenes, "calibration.zip", tmp_path)
+    assert code == 0, log[-2000:]
+    acc = report["accuracy_int8_vs_fp32"]
+    assert acc["images"] == 16 and acc["mean_error_px"] <= 1.0 and acc["pck_2px"] >= 0.9
+    assert report["int8_opset"] == 13 and report["fp32_nodes"] == []
+
+
+def test_broken_calibration_fails_the_gate(scenes, tmp_path):
+    code, report, log = quantize(scenes, "broken_calibration.zip", tmp_path)
+    assert code != 0 and "accuracy gate: mean keypoint error" in log
+    assert report["accuracy_int8_vs_fp32"]["mean_error_px"] > 1.0
