@@ -131,8 +131,14 @@ def clean(c, recipe=None, target=None):
     commands.clean(layout(), recipe, target)
 
 
-@task(help={"max_size": "Keep the store under this size, e.g. 20G", "max_age": "Drop entries unused for this long, e.g. 30d"})
+@task(
+    help={
+        "max_size": "Keep the store under this size, e.g. 20G",
+        "max_age": "Drop entries unused for this long, e.g. 30d",
+        "images": "Also remove posepipe images that no toolchain under docker/ builds any more",
+    }
+)
 @command
-def gc(c, max_size=None, max_age=None):
-    """Bound the store by size and age; entries in use are never deleted."""
-    commands.gc(layout(), max_size, max_age)
+def gc(c, max_size=None, max_age=None, images=False):
+    """Bound the store by size and age, least recently used first; entries in use are never deleted."""
+    commands.gc(layout(), max_size, max_age, images)

@@ -8,7 +8,8 @@ from . import catalog, report
 from . import gc as store_gc
 from . import wheelhouse
 from .docker_driver import DockerDriver
-from .images import ImageBuilder, load_toolchain
+from .bootstrap import load_base_spec
+from .images import ImageBuilder, image_tag, load_toolchain
 from .errors import InvalidRecipes, NotImplementedYet, UsageError
 from .paths import Layout
 
@@ -50,10 +51,21 @@ def lock(layout: Layout, toolchain: str) -> None:
     report.out.print(f"wrote {out} ({len(wheelhouse.locked_hashes(out))} wheels)", markup=False)
 
 
-def gc(layout: Layout, max_size: str | None, max_age: str | None) -> None:
-    removed, busy = store_gc.collect(layout.store, max_size, max_age)
-    freed = sum(i.size for i in removed)
-    report.out.print(f"removed {len(removed)} item(s), {freed / 1e6:.1f} MB; {len(busy)} in use and kept", markup=False)
+def gc(layout: Layout, max_size: str | None, max_age: str | None, images: bool) -> None:
+    if max_size or max_age:
+        removed, busy = store_gc.collect(layout.store, max_size, max_age)
+        freed = sum(i.size for i in removed)
+        report.out.print(f"removed {len(removed)} item(s), {freed / 1e6:.1f} MB; {len(busy)} in use and kept", markup=False)
+    elif not images:
+        raise UsageError("give --max-size and/or --max-age, or --images")
+    if images:
+        driver = DockerDriver.from_env()
+        builder = ImageBuilder(driver, layout.docker, layout.store)
+        current = {image_tag(load_toolchain(layout.docker, n), builder.base_id()) for n in builder.toolchains()}
+        current.add(load_base_spec(layout.docker).tag)
+        stale = [t for t in driver.tags("posepipe/") if t not in current]
+        removed_tags = [t for t in stale if driver.remove_image(t)]
+        report.out.print(f"removed {len(removed_tags)} outdated image tag(s) of {len(stale)}", markup=False)
 
 
 def not_implemented(command: str) -> None:

@@ -84,6 +84,18 @@ class DockerDriver:
         except APIError as e:
             raise StepFailed(f"cannot pull base image {ref}: {e.explanation}") from None
 
+    def tags(self, repository_prefix: str) -> list[str]:
+        """Every local image tag under ``repository_prefix`` (e.g. "posepipe/")."""
+        return sorted(t for img in self.api.images() for t in img.get("RepoTags") or [] if t.startswith(repository_prefix))
+
+    def remove_image(self, ref: str) -> bool:
+        """Untag/remove ``ref``; False when a container still uses it."""
+        try:
+            self.api.remove_image(ref)
+            return True
+        except APIError:
+            return False
+
     def import_tar(self, tar: Path, repository: str, tag: str, changes: list[str]) -> None:
         self.api.import_image(src=str(tar), repository=repository, tag=tag, changes=changes)
 

@@ -16,7 +16,6 @@ import io
 import json
 import shutil
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -138,17 +137,6 @@ def raise_opset(path: Path, minimum: int) -> int:
     return current
 
 
-def latency_ms(sess: ort.InferenceSession, x: np.ndarray, runs: int = 5) -> float:
-    name = PARAMS["input"]["name"]
-    sess.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
-
-
 # ------------------------------------------------------------------ main
 
 
@@ -203,10 +191,8 @@ def main() -> None:
         report["accuracy_int8_vs_fp32"] = agreement(reference, candidate)
         report["calibration"] = {"images": count, "held_out": HELD_OUT, "first": images[0][0], "last": images[count - 1][0]}
         report["fp32_nodes"] = exclude
-        report["latency_ms"] = {"fp32": latency_ms(opt, held[0]), "int8": latency_ms(q, held[0])}
         problems = gate(report["accuracy_int8_vs_fp32"])
     else:
-        report["latency_ms"] = {"fp32": latency_ms(opt, probe)}
         problems = []
     onnx.checker.check_model(str(OUT / "model.onnx"))
     (OUT / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")

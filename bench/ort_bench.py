@@ -1,0 +1,116 @@
+"""ONNX Runtime latency: optimised FP32 and static INT8 vs the unoptimised export, per recipe.
+
+Builds each seed recipe's export, ort_fp32 and ort_int8 steps on a scratch store (random
+weights in MMPose 0.x form and synthetic calibration scenes, as the tests do: latency does
+not depend on weight values), then times the three models in the onnxruntime image on this
+machine: median of 20 runs, batch 1, 2 threads. Goals (issue 9): FP32 <= 1.0x, INT8 <= 0.8x.
+Usage: python3 bench/ort_bench.py [recipe ...]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipelines.blobstore import BlobStore  # noqa: E402
+from pipelines.docker_driver import DockerDriver, Mount  # noqa: E402
+from pipelines.engine import Engine, EngineOptions  # noqa: E402
+from pipelines.fetcher import Fetcher  # noqa: E402
+from pipelines.images import ImageBuilder, load_toolchain  # noqa: E402
+from pipelines.plan import compile_step_id, export_step_id, plan  # noqa: E402
+from pipelines.recipe import RemoteFile, load_recipe  # noqa: E402
+from pipelines.stepcache import StepCache  # noqa: E402
+from tests.conftest import SHARED_STORE  # noqa: E402
+
+TIMER = """
+import json, sys, time
+import numpy as np, onnxruntime as ort
+ort.set_default_logger_severity(3)
+shape, name = json.loads(sys.argv[1]), sys.argv[2]
+x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+out = {}
+for label in ("export", "fp32", "int8"):
+    so = ort.SessionOptions(); so.intra_op_num_threads = 2
+    s = ort.InferenceSession(f"/in/{label}.onnx", so, providers=["CPUExecutionProvider"])
+    for _ in range(3): s.run(None, {name: x})
+    t = []
+    for _ in range(20):
+        t0 = time.perf_counter(); s.run(None, {name: x}); t.append(time.perf_counter() - t0)
+    out[label] = float(np.median(t) * 1000)
+print(json.dumps(out))
+"""
+
+
+def run(driver: DockerDriver, image: str, script: Path, args: list[str], mounts: list[Mount], work: Path) -> str:
+    lines: list[str] = []
+    res = driver.run(image=image, command=["/opt/venv/bin/python", "/in/script.py", *args],
+                     mounts=[Mount(script, "/in/script.py"), *mounts], env={"MPLCONFIGDIR": "/tmp"},
+                     label="bench", log_path=work / "log", on_line=lines.append, timeout=3600)
+    if res.exit_code:
+        sys.exit((work / "log").read_text()[-3000:])
+    return lines[-1]
+
+
+def main() -> None:
+    names = sys.argv[1:] or ["face_deeppose", "hand_hrnetv2", "litehrnet", "hrnet_sophon", "hrnet_pose_ae"]
+    driver = DockerDriver.from_env()
+    docker = ROOT / "docker"
+    images = ImageBuilder(driver, docker, SHARED_STORE)
+    mmpose, ortimg = (images.ensure(load_toolchain(docker, n)) for n in ("mmpose", "onnxruntime"))
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        out = work / "scenes"
+        out.mkdir()
+        os.chown(out, 1000, 1000) if os.geteuid() == 0 else None
+        run(driver, mmpose, ROOT / "tests" / "mmpose" / "train_tiny.py", [], [Mount(out, "/out", False)], work)
+        store = BlobStore(SHARED_STORE)
+        fetch = Fetcher(store, work / "lock")
+        calibration = fetch.fetch(RemoteFile(str(out / "calibration.zip"), "unpinned")).sha256
+        print("recipe          export ms   fp32 ms  int8 ms   fp32/export  int8/export")
+        for name in names:
+            recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
+            targets = (recipe.target("ort_fp32"), recipe.target("ort_int8"))
+            export = next(s for s in plan(recipe, targets, "0" * 64, None) if s.id == export_step_id(recipe, 1))
+            ck = work / name
+            ck.mkdir()
+            os.chown(ck, 1000, 1000) if os.geteuid() == 0 else None
+            shape = ",".join(map(str, export.params["input"]["shape"]))
+            run(driver, mmpose, ROOT / "tests" / "mmpose" / "make_checkpoint.py",
+                [export.params["mmpose"]["config_1x"], "7", shape], [Mount(ck, "/out", False)], work)
+            checkpoint = fetch.fetch(RemoteFile(str(ck / "checkpoint.pth"), "unpinned")).sha256
+            steps = plan(recipe, targets, checkpoint, calibration)
+            for s in steps:  # the bench's synthetic scenes stand in for the calibration set
+                if "calibration" in s.params:
+                    s.params["calibration"] = {"select": "scenes/*.png", "count": 8}
+                if s.params.get("settings", {}).get("quantize") == "int8":
+                    s.params["settings"] = {**s.params["settings"], "max_keypoint_error_px": 1e9, "max_normalized_error": 1e9}
+            engine = Engine(driver, images, StepCache(SHARED_STORE), store, docker, work / "logs", EngineOptions(jobs=1))
+            res = engine.run(steps)
+            models = work / f"{name}-models"
+            models.mkdir()
+            for label, path in (
+                ("export", res[export.id].outputs / "model.onnx"),
+                ("fp32", res[compile_step_id(recipe, targets[0])].outputs / targets[0].output / "model.onnx"),
+                ("int8", res[compile_step_id(recipe, targets[1])].outputs / targets[1].output / "model.onnx"),
+            ):
+                os.link(path, models / f"{label}.onnx")
+            t = json.loads(run(driver, ortimg, _timer(work), [json.dumps(export.params["input"]["shape"]),
+                                                            export.params["input"]["name"]], [Mount(models, "/in/m")], work))
+            print(f"{name:15s} {t['export']:9.1f} {t['fp32']:9.1f} {t['int8']:8.1f}   "
+                  f"{t['fp32'] / t['export']:9.2f}x  {t['int8'] / t['export']:9.2f}x")
+
+
+def _timer(work: Path) -> Path:
+    path = work / "timer.py"
+    path.write_text(TIMER.replace("/in/{label}", "/in/m/{label}"))
+    return path
+
+
+if __name__ == "__main__":
+    main()
