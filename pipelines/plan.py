@@ -1,7 +1,8 @@
 """Pure planning: a recipe and its chosen targets become a DAG of steps.
 
-Every target compiles from an export of the model (TorchScript and/or ONNX at
-the target's batch size); targets that need the same export share one step.
+Every target compiles from an export of the model at the target's batch size;
+the export always writes TorchScript and ONNX (the seeds use both, and one
+export per batch size is then shared by every target).
 A Sophgo ``combine`` target depends on the targets it merges. Parameters are
 exactly what the in-image step scripts read, so they are also what the cache
 key covers: change one recipe field and only the steps that read it rerun.
@@ -45,11 +46,7 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
     """Steps for ``targets`` (plus the targets they combine), sharing exports by batch size."""
     wanted = _with_combined(recipe, targets)
     steps: dict[str, Step] = {}
-    formats_by_batch: dict[int, set[str]] = {}
-    for t in wanted:
-        if "combine" not in t.params:
-            formats_by_batch.setdefault(batch(t), set()).add(frontend(t))
-    for b, formats in sorted(formats_by_batch.items()):
+    for b in sorted({batch(t) for t in wanted if "combine" not in t.params}):
         params = {
             "stage": "export",
             "mmpose": {
@@ -58,7 +55,7 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
                 "config_1x": config_1x(recipe.model.mmpose.config),
             },
             **_model_facts(recipe, b),
-            "formats": sorted(formats),
+            "formats": ["onnx", "torchscript"],
             "opset": recipe.export.opset,
             "tolerance": recipe.export.tolerance,
             "simplify": recipe.export.simplify,

@@ -72,7 +72,7 @@ def test_build_places_ready_targets_and_reports_the_rest(checkout, capsys):
     assert record["standin"] == "contract-test"
     assert record["params"]["settings"]["calibration_method"] == "minmax"
     assert record["params"]["input"] == {"name": "input0", "shape": [1, 3, 256, 256]}
-    assert set(record["inputs"]) == {"calibration", "model/model.onnx"}
+    assert set(record["inputs"]) == {"calibration", "model/model.onnx", "model/model.pt"}
     assert not (art / "drpai").exists()
     assert "3 step(s) ran, 0 from the cache" in last_summary(capsys)
 
@@ -106,7 +106,7 @@ def test_plan_shares_exports_by_batch_and_adds_combined_targets():
     assert steps["hrnet_sophon/ort_fp32"].blobs == ()
 
 
-def test_drpai_plan_exports_torchscript():
+def test_export_writes_both_formats():
     r = load_recipe(REPO_ROOT / "recipes" / "face_deeppose.yaml")
     steps = plan(r, r.targets, "c" * 64, "d" * 64)
     export = next(s for s in steps if s.id.endswith("export@b1"))
