@@ -120,8 +120,8 @@ def download(c, recipe=None, target=None, from_=None, to=None, version=None):
 @task(help={"changed_since": "Only cells whose recipe, toolchain or posepipe code changed since this git ref"})
 @command
 def matrix(c, changed_since=None):
-    """Print the recipe x target build matrix as JSON for GitHub Actions."""
-    commands.not_implemented("matrix")
+    """Print the recipe x target build matrix as JSON for GitHub Actions (fromJSON)."""
+    commands.matrix(layout(), changed_since)
 
 
 @task(help={"recipe": "Only this recipe's outputs", "target": "Only this target's outputs (needs --recipe)"})

@@ -6,6 +6,7 @@ import shutil
 
 from . import catalog, report
 from . import gc as store_gc
+from . import matrix as build_matrix
 from . import wheelhouse
 from .docker_driver import DockerDriver
 from .bootstrap import load_base_spec
@@ -66,6 +67,12 @@ def gc(layout: Layout, max_size: str | None, max_age: str | None, images: bool) 
         stale = [t for t in driver.tags("posepipe/") if t not in current]
         removed_tags = [t for t in stale if driver.remove_image(t)]
         report.out.print(f"removed {len(removed_tags)} outdated image tag(s) of {len(stale)}", markup=False)
+
+
+def matrix(layout: Layout, changed_since: str | None) -> str:
+    text = build_matrix.render(build_matrix.cells(layout, changed_since))
+    report.out.print(text, markup=False, soft_wrap=True)
+    return text
 
 
 def not_implemented(command: str) -> None:
