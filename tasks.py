@@ -4,9 +4,11 @@ Each task parses its arguments and calls one function; all logic lives in
 `pipelines`. Exit codes are listed in README.md.
 """
 
+from pathlib import Path
+
 from invoke import task
 
-from pipelines import building, commands, fetching
+from pipelines import building, commands, fetching, publishing, signing
 from pipelines.cli import command, required
 from pipelines.paths import layout
 
@@ -95,11 +97,27 @@ def lock(c, toolchain=None):
     commands.lock(layout(), required(toolchain, "--toolchain"))
 
 
-@task(help={"recipe": RECIPE, "target": TARGET, "to": "Destination: a directory, an HTTP layout or an OCI registry"})
+@task(
+    help={
+        "recipe": RECIPE,
+        "target": TARGET + " that was built",
+        "to": "Destination folder of the static layout (serve it over HTTP as is)",
+        "version": "Version to publish under (default: sha-<first 12 hex of the tarball's sha256>)",
+        "key": "Ed25519 private key (PEM file) to sign with (default: POSEPIPE_SIGNING_KEY)",
+    }
+)
 @command
-def publish(c, recipe=None, to=None, target=None):
-    """Publish verified, signed artifacts with their manifests."""
-    commands.not_implemented("publish")
+def publish(c, recipe=None, to=None, target=None, version=None, key=None):
+    """Publish built artifacts: verify their manifests, sign, add them to the index and catalog page."""
+    publishing.publish(layout(), required(recipe, "--recipe"), target, Path(required(to, "--to")), version, key)
+
+
+@task(help={"out": "Folder for posepipe.key (private, mode 0600) and posepipe.pub", "name": "File name stem"})
+@command
+def keys(c, out=".", name="posepipe"):
+    """Make an Ed25519 key pair for signing artifacts."""
+    private, public = signing.make_keys(Path(out), name)
+    print(f"private key: {private} (keep it secret; CI reads it from POSEPIPE_SIGNING_KEY)\npublic key:  {public}")
 
 
 @task(
@@ -107,14 +125,20 @@ def publish(c, recipe=None, to=None, target=None):
         "recipe": RECIPE,
         "target": "Target id to download",
         "version": "Artifact version (default: newest)",
-        "from_": "Where artifacts were published (directory, URL or registry)",
-        "to": "Folder to extract the verified artifact into",
+        "from_": "Where artifacts were published: a folder or an http(s) URL of the layout",
+        "to": "New folder to put the verified artifact in",
+        "key": "Publisher's Ed25519 public key (PEM file; default: POSEPIPE_PUBLIC_KEY)",
+        "allow_unsigned": "Accept an artifact published without a signature",
+        "no_progress": "Plain log lines instead of a progress bar",
     }
 )
 @command
-def download(c, recipe=None, target=None, from_=None, to=None, version=None):
+def download(c, recipe=None, target=None, from_=None, to=None, version=None, key=None, allow_unsigned=False, no_progress=False):
     """Download one artifact and verify its signature and every sha256 (no Docker needed)."""
-    commands.not_implemented("download")
+    publishing.download(
+        layout(), required(recipe, "--recipe"), required(target, "--target"), required(from_, "--from"),
+        Path(required(to, "--to")), version, key, allow_unsigned, progress=not no_progress,
+    )
 
 
 @task(help={"changed_since": "Only cells whose recipe, toolchain or posepipe code changed since this git ref"})

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalog, report
+from . import archive, catalog, report
+from . import manifest as manifest_mod
 from .blobstore import BlobStore
 from .docker_driver import DockerDriver
-from .engine import Engine, EngineOptions
+from .engine import Engine, EngineOptions, Step
 from .errors import NotImplementedYet, ToolchainNotProvisioned
 from .fetcher import FetchOptions
 from .fetching import make_fetcher
-from .images import ImageBuilder
+from .images import ImageBuilder, ToolchainSpec, load_toolchain
 from .paths import Layout
-from .plan import EXPORT_TOOLCHAIN, compile_step_id, plan
+from .plan import EXPORT_TOOLCHAIN, _plain, compile_step_id, plan
 from .recipe import Recipe, Target
-from .stepcache import StepCache
+from .stepcache import Entry, StepCache
 from .toolchains import Status, status
 
 
@@ -78,23 +81,100 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
         ),
         on_line=lambda step, line: report.err.print(f"[{step.label}] {line}", markup=False),
     )
-    results = engine.run(plan(recipe, targets, checkpoint, calibration))
+    steps = plan(recipe, targets, checkpoint, calibration)
+    results = engine.run(steps)
+    inputs = {"checkpoint": {"url": recipe.model.checkpoint.url, "sha256": checkpoint}}
+    if calibration and recipe.calibration:
+        inputs["calibration"] = {"url": recipe.calibration.archive.url, "sha256": calibration}
     built = {}
     for t in targets:
         dest = layout.artifacts / recipe.name / t.id
-        place_tree(results[compile_step_id(recipe, t)].outputs, dest)
+        used = _steps_of(steps, compile_step_id(recipe, t))
+        facts = BuildFacts(recipe, t, used, results, inputs, engine.options.source_date_epoch, layout.docker)
+        place_tree(results[compile_step_id(recipe, t)].outputs, dest, lambda d: facts.write_manifest(layout, d))
+        tarball = dest.parent / f"{t.id}.tar.gz"
+        staged = tarball.with_name(f".{tarball.name}.{uuid.uuid4().hex}")
+        try:
+            archive.pack(dest, staged, engine.options.source_date_epoch)
+            os.replace(staged, tarball)
+        finally:
+            staged.unlink(missing_ok=True)
         built[t.id] = dest
-        report.out.print(f"ok  {recipe.name}/{t.id} -> {dest}", markup=False)
+        report.out.print(f"ok  {recipe.name}/{t.id} -> {dest} ({facts.label})", markup=False)
     report.out.print(f"{len(engine.stats.ran)} step(s) ran, {len(engine.stats.cached)} from the cache", markup=False)
     return built
 
 
-def place_tree(src: Path, dest: Path) -> None:
-    """Replace ``dest`` by a copy of ``src`` so that it is never half old, half new."""
+def _steps_of(steps: list[Step], final: str) -> list[Step]:
+    """``final`` and every step it depends on, upstream first."""
+    by_id = {s.id: s for s in steps}
+    seen: list[Step] = []
+
+    def visit(sid: str) -> None:
+        for _, dep in by_id[sid].deps:
+            visit(dep)
+        if by_id[sid] not in seen:
+            seen.append(by_id[sid])
+
+    visit(final)
+    return seen
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    """What one target's manifest records, gathered from the steps that made it."""
+
+    recipe: Recipe
+    target: Target
+    steps: list[Step]
+    results: dict[str, Entry]
+    inputs: dict[str, dict[str, str]]
+    epoch: int
+    docker_dir: Path
+
+    @functools.cached_property
+    def specs(self) -> dict[str, ToolchainSpec]:
+        return {s.toolchain: load_toolchain(self.docker_dir, s.toolchain) for s in self.steps}
+
+    @property
+    def label(self) -> str:
+        return "contract-test" if any(sp.contract_test for sp in self.specs.values()) else "verified"
+
+    def write_manifest(self, layout: Layout, target_dir: Path) -> None:
+        specs = self.specs
+        entries = {s.id: json.loads((self.results[s.id].path / "manifest.json").read_text()) for s in self.steps}
+        verification = {}
+        for s in self.steps:
+            for name in ("export.json", "report.json"):
+                found = list(self.results[s.id].outputs.rglob(name))
+                if found:
+                    verification[f"{s.id}/{name}"] = json.loads(found[0].read_text())
+        manifest_mod.write(target_dir, {
+            "schema_version": 1,
+            "label": self.label,
+            "recipe": {"name": self.recipe.name, "digest": self.recipe.digest},
+            "target": {"id": self.target.id, "toolchain": self.target.toolchain, "output": self.target.output,
+                       "params": _plain(self.target.params)},
+            "inputs": {k: v for k, v in self.inputs.items() if k == "checkpoint" or self.target.needs_calibration},
+            "toolchains": sorted(
+                ({"name": s.toolchain, "version": specs[s.toolchain].version, "image": entries[s.id]["image"]} for s in self.steps),
+                key=lambda t: (t["name"], t["image"]),
+            ),
+            "steps": [{"id": s.id, "key": self.results[s.id].key, "params": dict(s.params)} for s in self.steps],
+            "files": manifest_mod.files_of(target_dir),
+            "verification": verification,
+            "posepipe": {"version": manifest_mod.version(), "commit": manifest_mod.posepipe_commit(layout.root)},
+            "source_date_epoch": self.epoch,
+        })
+
+
+def place_tree(src: Path, dest: Path, prepare=lambda staged: None) -> None:
+    """Replace ``dest`` by a copy of ``src`` (then ``prepare``d) so that it is never half old, half new."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     staged = dest.parent / f".{dest.name}.{uuid.uuid4().hex}"
     try:
         shutil.copytree(src, staged)
+        prepare(staged)
         if dest.exists():
             old = dest.parent / f".{dest.name}.old.{uuid.uuid4().hex}"
             os.replace(dest, old)

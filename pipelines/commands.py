@@ -11,7 +11,7 @@ from . import wheelhouse
 from .docker_driver import DockerDriver
 from .bootstrap import load_base_spec
 from .images import ImageBuilder, image_tag, load_toolchain
-from .errors import InvalidRecipes, NotImplementedYet, UsageError
+from .errors import InvalidRecipes, UsageError
 from .paths import Layout
 
 
@@ -73,10 +73,6 @@ def matrix(layout: Layout, changed_since: str | None) -> str:
     text = build_matrix.render(build_matrix.cells(layout, changed_since))
     report.out.print(text, markup=False, soft_wrap=True)
     return text
-
-
-def not_implemented(command: str) -> None:
-    raise NotImplementedYet(f"`invoke {command}` has not landed yet; nothing was done")
 
 
 def clean(layout: Layout, recipe: str | None, target: str | None) -> list[str]:

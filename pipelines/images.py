@@ -31,6 +31,8 @@ class ToolchainSpec:
     folder: Path
     command: tuple[str, ...]  # argv of the in-image step script
     requirements: str | None = None  # hashed requirements file inside the folder
+    version: str = "unversioned"  # what the toolchain is, for manifests (e.g. "mmpose 1.3.2")
+    contract_test: bool = False  # a test stand-in: its artifacts are labelled and never publishable
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of every file
 
     @property
@@ -49,7 +51,10 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts
     }
-    return ToolchainSpec(name, folder, tuple(data["command"]), data.get("requirements"), files)
+    return ToolchainSpec(
+        name, folder, tuple(data["command"]), requirements=data.get("requirements"), files=files,
+        version=str(data.get("version", "unversioned")), contract_test=bool(data.get("contract_test", False)),
+    )
 
 
 def image_tag(spec: ToolchainSpec, base_id: str) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.building import BuildRequest, build
-from pipelines.errors import NotImplementedYet
+from pipelines.errors import IntegrityError, NotImplementedYet
+from pipelines.publishing import publish
 from pipelines.paths import REPO_ROOT, Layout
 from pipelines.plan import plan
 from pipelines.recipe import load_recipe
@@ -112,3 +113,21 @@ def test_export_writes_both_formats():
     export = next(s for s in steps if s.id.endswith("export@b1"))
     assert export.params["formats"] == ["onnx", "torchscript"]
     assert export.blobs == (("checkpoint", "c" * 64),)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_two_clean_builds_give_identical_tarballs_and_manifests(checkout, tmp_path):
+    other = Layout(tmp_path / "repo2", tmp_path / "store2")
+    shutil.copytree(checkout.root, other.root)
+    for lay in (checkout, other):
+        build(lay, BuildRequest("face_deeppose", target="ort_fp32", progress=False))
+    one, two = (lay.artifacts / "face_deeppose" for lay in (checkout, other))
+    assert (one / "ort_fp32.tar.gz").read_bytes() == (two / "ort_fp32.tar.gz").read_bytes()
+    assert (one / "ort_fp32" / "manifest.json").read_bytes() == (two / "ort_fp32" / "manifest.json").read_bytes()
+    m = json.loads((one / "ort_fp32" / "manifest.json").read_text())
+    assert m["label"] == "contract-test"  # made by the stand-in: labelled, and never publishable
+    assert {f["path"] for f in m["files"]} == {"face_deeppose_ort_fp32/standin.json"}
+    assert [s["id"] for s in m["steps"]] == ["face_deeppose/export@b1", "face_deeppose/ort_fp32"]
+    with pytest.raises(IntegrityError, match="never published"):
+        publish(checkout, "face_deeppose", "ort_fp32", tmp_path / "dest", None, None)

@@ -1,0 +1,259 @@
+"""Artifacts for board teams: reproducible tarballs, manifests, signatures, publishing to a
+static layout served over real HTTP, and the verified download that refuses anything off."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import json
+import os
+import tarfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pipelines import archive, manifest, publishing, signing
+from pipelines.errors import IntegrityError, NetworkError, UsageError
+from pipelines.paths import Layout
+
+EPOCH = 315532800
+
+
+def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", label="verified", payload=b"model bytes\n"):
+    """A built target as `invoke build` leaves it: files, manifest.json, <target>.tar.gz."""
+    d = lay.artifacts / recipe / target
+    (d / "face_deeppose_ort_fp32").mkdir(parents=True)
+    (d / "face_deeppose_ort_fp32" / "model.onnx").write_bytes(payload)
+    (d / "face_deeppose_ort_fp32" / "report.json").write_text('{"accuracy_int8_vs_fp32": {"mean_error_px": 0.4, "p95_error_px": 0.7, "pck_2px": 1.0}}')
+    manifest.write(d, {
+        "schema_version": 1, "label": label,
+        "recipe": {"name": recipe, "digest": "a" * 64},
+        "target": {"id": target, "toolchain": "onnxruntime", "output": "face_deeppose_ort_fp32", "params": {"quantize": "none"}},
+        "inputs": {"checkpoint": {"url": "https://example.invalid/x.pth", "sha256": "b" * 64}},
+        "toolchains": [{"name": "onnxruntime", "version": "onnxruntime 1.31.1", "image": "sha256:" + "c" * 64}],
+        "steps": [{"id": f"{recipe}/{target}", "key": "d" * 64, "params": {}}],
+        "files": manifest.files_of(d),
+        "verification": {f"{recipe}/{target}/report.json": {"accuracy_int8_vs_fp32": {"mean_error_px": 0.4, "p95_error_px": 0.7, "pck_2px": 1.0}}},
+        "posepipe": {"version": "0.1.0", "commit": "e" * 40},
+        "source_date_epoch": EPOCH,
+    })
+    archive.pack(d, d.parent / f"{target}.tar.gz", EPOCH)
+    return d
+
+
+@pytest.fixture
+def lay(tmp_path) -> Layout:
+    return Layout(tmp_path / "repo", tmp_path / "store")
+
+
+@pytest.fixture
+def keys(tmp_path):
+    return signing.make_keys(tmp_path / "keys")
+
+
+@pytest.fixture
+def served(tmp_path):
+    root = tmp_path / "published"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+def test_tarballs_are_reproducible(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, mode in ((a, 0o022), (b, 0o077)):
+        old = os.umask(mode)
+        try:
+            (d / "x").mkdir(parents=True)
+            (d / "x" / "f.bin").write_bytes(b"1" * 1000)
+            (d / "m.json").write_text("{}")
+        finally:
+            os.umask(old)
+        os.utime(d / "m.json", (1, 1 if d == a else 999999))
+    archive.pack(a, tmp_path / "a.tgz", EPOCH)
+    archive.pack(b, tmp_path / "b.tgz", EPOCH)
+    assert (tmp_path / "a.tgz").read_bytes() == (tmp_path / "b.tgz").read_bytes()
+    with tarfile.open(tmp_path / "a.tgz") as t:
+        assert [(m.name, m.uid, m.mtime) for m in t.getmembers()] == [("m.json", 0, EPOCH), ("x", 0, EPOCH), ("x/f.bin", 0, EPOCH)]
+    assert (tmp_path / "a.tgz").read_bytes()[4:8] == b"\0\0\0\0"  # gzip header mtime 0
+
+
+def evil_tarball(path: Path, kind: str) -> None:
+    with tarfile.open(path, "w:gz") as t:
+        info = tarfile.TarInfo({"abs": "/tmp/evil", "dotdot": "../evil", "link": "l", "device": "dev"}[kind])
+        if kind == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            t.addfile(info)
+        elif kind == "device":
+            info.type = tarfile.CHRTYPE
+            t.addfile(info)
+        else:
+            data = b"evil"
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("kind", ["abs", "dotdot", "link", "device"])
+def test_unsafe_tarballs_are_refused_and_write_nothing(tmp_path, kind):
+    evil_tarball(tmp_path / "e.tgz", kind)
+    with pytest.raises(IntegrityError):
+        archive.unpack(tmp_path / "e.tgz", tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "evil").exists()
+
+
+def test_signatures_verify_offline_and_detect_tampering(keys, tmp_path):
+    private, public = keys
+    m = {"inputs": {"checkpoint": {"url": "u", "sha256": "b" * 64}}, "toolchains": [], "recipe": {"name": "r"},
+         "target": {"id": "t"}, "source_date_epoch": 1, "posepipe": {"version": "0", "commit": "c"}}
+    env = signing.sign(signing.statement({"t.tar.gz": "f" * 64}, m), signing.load_private(str(private)))
+    stmt = signing.verify(env, signing.load_public(str(public)))
+    assert stmt["predicateType"] == "https://slsa.dev/provenance/v1" and stmt["subject"][0]["digest"]["sha256"] == "f" * 64
+    other_private, other_public = signing.make_keys(tmp_path / "other")
+    with pytest.raises(IntegrityError, match="no signature verifies"):
+        signing.verify(env, signing.load_public(str(other_public)))
+    tampered = dict(env, payload=env["payload"][:-8] + "AAAAAAA=")
+    with pytest.raises(IntegrityError):
+        signing.verify(tampered, signing.load_public(str(public)))
+
+
+def test_manifest_schema_refuses_bad_manifests(lay):
+    d = make_artifact(lay)
+    m = manifest.read(d)
+    m["files"][0]["path"] = "../etc/passwd"
+    with pytest.raises(IntegrityError, match="schema"):
+        manifest.validate(m)
+
+
+def test_publish_and_download_over_http(lay, keys, served, tmp_path):
+    private, public = keys
+    make_artifact(lay)
+    root, url = served
+    publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", str(private))
+    index = json.loads((root / "index.json").read_text())
+    entry = index["recipes"]["face_deeppose"]["ort_fp32"]["v1"]
+    assert entry["signed"] and entry["verification"]["int8 mean error px"] == 0.4
+    out = publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(public), False, progress=False)
+    assert (out / "face_deeppose_ort_fp32" / "model.onnx").read_bytes() == b"model bytes\n"
+    manifest.check_files(out, manifest.read(out))
+
+
+def test_versions_are_immutable(lay, served, tmp_path):
+    root, _ = served
+    make_artifact(lay)
+    publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", None)
+    publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", None)  # same bytes: fine
+    for p in (lay.artifacts / "face_deeppose").iterdir():
+        if p.is_dir():
+            import shutil
+            shutil.rmtree(p)
+    (lay.artifacts / "face_deeppose" / "ort_fp32.tar.gz").unlink()
+    make_artifact(lay, payload=b"other bytes\n")
+    with pytest.raises(IntegrityError, match="immutable"):
+        publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", None)
+
+
+def test_publish_refuses_contract_tests_and_tampered_files(lay, served):
+    root, _ = served
+    make_artifact(lay, label="contract-test")
+    with pytest.raises(IntegrityError, match="never published"):
+        publishing.publish(lay, "face_deeppose", "ort_fp32", root, None, None)
+    lay2 = Layout(lay.root.parent / "repo2", lay.store)
+    d = make_artifact(lay2)
+    (d / "face_deeppose_ort_fp32" / "model.onnx").write_bytes(b"tampered\n")
+    with pytest.raises(IntegrityError, match="model.onnx has sha256"):
+        publishing.publish(lay2, "face_deeppose", "ort_fp32", root, None, None)
+    assert not (root / "index.json").exists()
+
+
+def published(lay, keys, served):
+    private, _ = keys
+    root, url = served
+    make_artifact(lay)
+    publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", str(private))
+    return root, url, root / "face_deeppose" / "ort_fp32" / "v1"
+
+
+def test_download_refuses_wrong_key(lay, keys, served, tmp_path):
+    root, url, _ = published(lay, keys, served)
+    _, other = signing.make_keys(tmp_path / "other")
+    with pytest.raises(IntegrityError, match="no signature verifies"):
+        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(other), False, progress=False)
+    assert not (tmp_path / "board").exists()
+
+
+def test_download_refuses_tampered_tarball(lay, keys, served, tmp_path):
+    root, url, vdir = published(lay, keys, served)
+    tgz = vdir / "ort_fp32.tar.gz"
+    data = bytearray(tgz.read_bytes())
+    data[-30] ^= 0xFF
+    tgz.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="expected sha256"):
+        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(keys[1]), False, progress=False)
+    assert not (tmp_path / "board").exists()
+
+
+def test_download_refuses_tampered_manifest_even_with_matching_index(lay, keys, served, tmp_path):
+    root, url, vdir = published(lay, keys, served)
+    # rebuild the tarball with a changed manifest and point the index at it: the signature still refuses
+    work = tmp_path / "x"
+    archive.unpack(vdir / "ort_fp32.tar.gz", work)
+    m = json.loads((work / "manifest.json").read_text())
+    m["label"] = "verified"
+    m["target"]["params"] = {"quantize": "int8"}
+    (work / "manifest.json").write_text(json.dumps(m))
+    archive.pack(work, vdir / "ort_fp32.tar.gz", EPOCH)
+    index = json.loads((root / "index.json").read_text())
+    e = index["recipes"]["face_deeppose"]["ort_fp32"]["v1"]
+    e["sha256"] = hashlib.sha256((vdir / "ort_fp32.tar.gz").read_bytes()).hexdigest()
+    e["size"] = (vdir / "ort_fp32.tar.gz").stat().st_size
+    (root / "index.json").write_text(json.dumps(index))
+    with pytest.raises(IntegrityError, match="signature covers"):
+        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(keys[1]), False, progress=False)
+    assert not (tmp_path / "board").exists()
+
+
+def test_download_refuses_path_traversal_tarball(lay, served, tmp_path):
+    root, url = served
+    make_artifact(lay)
+    publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", None)
+    tgz = root / "face_deeppose" / "ort_fp32" / "v1" / "ort_fp32.tar.gz"
+    evil_tarball(tgz, "dotdot")
+    index = json.loads((root / "index.json").read_text())
+    e = index["recipes"]["face_deeppose"]["ort_fp32"]["v1"]
+    e["sha256"], e["size"] = hashlib.sha256(tgz.read_bytes()).hexdigest(), tgz.stat().st_size
+    (root / "index.json").write_text(json.dumps(index))
+    with pytest.raises(IntegrityError, match="outside the target folder"):
+        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, True, progress=False)
+    assert not (tmp_path / "board").exists() and not list(tmp_path.glob(".board.*"))
+
+
+def test_download_refuses_truncated_file(lay, served, tmp_path):
+    root, url = served
+    make_artifact(lay)
+    publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", None)
+    tgz = root / "face_deeppose" / "ort_fp32" / "v1" / "ort_fp32.tar.gz"
+    tgz.write_bytes(tgz.read_bytes()[:-20])  # the index still names the full size and digest
+    with pytest.raises((IntegrityError, NetworkError)):
+        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, True, progress=False)
+    assert not (tmp_path / "board").exists()
+
+
+def test_unsigned_needs_explicit_consent(lay, served, tmp_path):
+    root, url = served
+    make_artifact(lay)
+    publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", None)
+    with pytest.raises(IntegrityError, match="not signed"):
+        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, False, progress=False)
+    with pytest.raises(UsageError, match="no version"):
+        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", "v9", None, True, progress=False)

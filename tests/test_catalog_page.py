@@ -1,0 +1,66 @@
+"""The catalog page in a real browser (Debian's headless Chromium): screenshot and DOM."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+
+from pipelines import publishing
+from pipelines.paths import Layout
+
+from .test_artifacts import make_artifact
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Rows(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows, self._cells, self._in = [], None, False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr" and dict(attrs).get("data-recipe"):
+            self._cells = []
+        elif tag == "td" and self._cells is not None:
+            self._in = True
+            self._cells.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._in = False
+        elif tag == "tr" and self._cells is not None:
+            self.rows.append(self._cells)
+            self._cells = None
+
+    def handle_data(self, data):
+        if self._in:
+            self._cells[-1] += data
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_catalog_renders_in_chromium(tmp_path):
+    assert CHROMIUM, "Debian's chromium is installed by .ci/run"
+    dest = tmp_path / "published"
+    for target in ("ort_fp32", "ort_int8"):
+        make_artifact(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), target=target)
+        publishing.publish(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), "face_deeppose", target, dest, "v1", None)
+    page = (dest / "index.html").as_uri()
+    dom = chromium("--dump-dom", page)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    parser = Rows()
+    parser.feed(dom.stdout)
+    assert [r[:2] for r in parser.rows] == [["face_deeppose", "ort_fp32"], ["face_deeppose", "ort_int8"]]
+    first = parser.rows[0]
+    assert first[4] == "v1" and first[8] == "unsigned" and "int8 mean error px: 0.4" in first[9]
+    assert first[10].startswith("invoke download --recipe face_deeppose --target ort_fp32 --version v1")
+    shot = tmp_path / "catalog.png"
+    res = chromium(f"--screenshot={shot}", "--window-size=1400,500", page)
+    assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
