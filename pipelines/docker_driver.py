@@ -48,8 +48,15 @@ def _start_ticks(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
 
 
-def owner_token() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid())}"
+def owner_token(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def owner_gone(token: str) -> bool:
+    """True when the process named by an owner token (on this host) has ended or the pid was reused."""
+    owner_host, pid, ticks = (token.split(":") + ["", "", ""])[:3]
+    return owner_host == socket.gethostname() and pid.isdigit() and _start_ticks(int(pid)) != ticks
 
 
 class DockerDriver:
@@ -209,8 +216,13 @@ class DockerDriver:
         return name
 
     def _remove(self, container: str) -> None:
-        with contextlib.suppress(NotFound):
+        try:
             self.api.remove_container(container, force=True, v=True)
+        except NotFound:
+            pass
+        except APIError as e:
+            if e.status_code != 409:  # 409: a removal is already in progress
+                raise
 
     def kill_running(self) -> None:
         """Stop and remove every container this process started (Ctrl-C)."""
@@ -219,18 +231,17 @@ class DockerDriver:
         for c in running:
             self._remove(c)
 
+    def orphans(self) -> list[str]:
+        """Containers of posepipe processes on this host that no longer exist."""
+        return [c["Id"] for c in self.api.containers(all=True, filters={"label": OWNER_LABEL})
+                if owner_gone(c["Labels"][OWNER_LABEL])]
+
     def reap_orphans(self) -> int:
-        """Remove containers left by posepipe processes on this host that no longer exist."""
-        host = socket.gethostname()
-        reaped = 0
-        for c in self.api.containers(all=True, filters={"label": OWNER_LABEL}):
-            owner_host, pid, ticks = (c["Labels"][OWNER_LABEL].split(":") + ["", "", ""])[:3]
-            if owner_host != host or not pid.isdigit():
-                continue
-            if _start_ticks(int(pid)) != ticks:  # that process is gone (or the pid was reused)
-                self._remove(c["Id"])
-                reaped += 1
-        return reaped
+        """Remove containers left by posepipe processes that died (kill -9) on this host."""
+        found = self.orphans()
+        for c in found:
+            self._remove(c)
+        return len(found)
 
 
 def _pump(stream, log_path: Path, on_line: Callable[[str], None]) -> None:

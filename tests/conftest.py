@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.blobstore import BlobStore
-from pipelines.docker_driver import OWNER_LABEL, DockerDriver
+from pipelines.docker_driver import OWNER_LABEL, DockerDriver, owner_gone, owner_token
 from pipelines.engine import Engine, EngineOptions
 from pipelines.images import ImageBuilder
 from pipelines.paths import REPO_ROOT
@@ -40,7 +40,9 @@ def no_container_left_behind(request):
     if "docker" not in request.keywords:
         return
     driver = DockerDriver.from_env()
-    left = driver.api.containers(all=True, filters={"label": OWNER_LABEL})
+    mine = owner_token()  # this test process, or processes it started that have ended
+    left = [c for c in driver.api.containers(all=True, filters={"label": OWNER_LABEL})
+            if c["Labels"][OWNER_LABEL] == mine or owner_gone(c["Labels"][OWNER_LABEL])]
     for c in left:
         driver.api.remove_container(c["Id"], force=True)
     assert not left, f"containers left behind: {[c['Labels'] for c in left]}"
