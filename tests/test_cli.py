@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import shutil
 import subprocess
 import sys
@@ -87,9 +88,10 @@ def test_clean_removes_only_what_was_named(tmp_path):
         commands.clean(lay, None, "a")
 
 
-def invoke(*args: str) -> subprocess.CompletedProcess:
+def invoke(*args: str, root=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **({"POSEPIPE_ROOT": str(root)} if root else {})}
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "invoke", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env
     )
 
 
@@ -106,10 +108,12 @@ def test_invoke_list_shows_toolchain_and_status():
     assert "face_deeppose_cpu" in res.stdout and "drpai_tvm" in res.stdout and "not implemented" in res.stdout
 
 
-def test_unimplemented_build_fails_loudly_and_claims_nothing():
-    res = invoke("build", "--recipe", "face_deeppose")
+def test_build_without_its_toolchains_fails_loudly_and_claims_nothing(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    shutil.copy(REPO_ROOT / "recipes" / "face_deeppose.yaml", tmp_path / "recipes")
+    res = invoke("build", "--recipe", "face_deeppose", root=tmp_path)  # a checkout with no docker/ stages
     assert res.returncode == errors.NotImplementedYet.exit_code
-    assert "not implemented yet" in res.stderr and "nothing was built" in res.stderr
+    assert "toolchain mmpose is not implemented" in res.stderr and "nothing was built" in res.stderr
     assert res.stdout == ""
 
 
