@@ -101,7 +101,7 @@ def lock(c, toolchain=None):
     help={
         "recipe": RECIPE,
         "target": TARGET + " that was built",
-        "to": "Destination folder of the static layout (serve it over HTTP as is)",
+        "to": "Destination: a folder for the static layout (serve it over HTTP as is) or oci://HOST[:PORT]/NAMESPACE",
         "version": "Version to publish under (default: sha-<first 12 hex of the tarball's sha256>)",
         "key": "Ed25519 private key (PEM file) to sign with (default: POSEPIPE_SIGNING_KEY)",
     }
@@ -109,7 +109,7 @@ def lock(c, toolchain=None):
 @command
 def publish(c, recipe=None, to=None, target=None, version=None, key=None):
     """Publish built artifacts: verify their manifests, sign, add them to the index and catalog page."""
-    publishing.publish(layout(), required(recipe, "--recipe"), target, Path(required(to, "--to")), version, key)
+    publishing.publish(layout(), required(recipe, "--recipe"), target, required(to, "--to"), version, key)
 
 
 @task(help={"out": "Folder for posepipe.key (private, mode 0600) and posepipe.pub", "name": "File name stem"})
@@ -125,7 +125,7 @@ def keys(c, out=".", name="posepipe"):
         "recipe": RECIPE,
         "target": "Target id to download",
         "version": "Artifact version (default: newest)",
-        "from_": "Where artifacts were published: a folder or an http(s) URL of the layout",
+        "from_": "Where artifacts were published: a folder, an http(s) URL of the layout, or oci://HOST[:PORT]/NAMESPACE",
         "to": "New folder to put the verified artifact in",
         "key": "Publisher's Ed25519 public key (PEM file; default: POSEPIPE_PUBLIC_KEY)",
         "allow_unsigned": "Accept an artifact published without a signature",

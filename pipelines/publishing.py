@@ -45,7 +45,7 @@ ENVELOPE = "provenance.dsse.json"
 # ----------------------------------------------------------------------------- publish
 
 
-def publish(layout: Layout, recipe: str, target: str | None, dest: Path, version: str | None, key: str | None) -> list[str]:
+def publish(layout: Layout, recipe: str, target: str | None, dest: Path | str, version: str | None, key: str | None) -> list[str]:
     base = layout.artifacts / recipe
     targets = [target] if target else sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) if base.is_dir() else []
     if not targets:
@@ -57,7 +57,7 @@ def publish(layout: Layout, recipe: str, target: str | None, dest: Path, version
     return done
 
 
-def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest: Path, version: str | None, key: str | None) -> str:
+def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest: Path | str, version: str | None, key: str | None) -> str:
     manifest = manifest_mod.read(target_dir)
     manifest_mod.check_files(target_dir, manifest)
     if manifest["label"] != "verified":
@@ -72,6 +72,29 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
     if key:
         subjects = {tarball.name: tar_sha, manifest_mod.NAME: sha256_bytes(manifest_bytes)}
         envelope = signing.sign(signing.statement(subjects, manifest), signing.load_private(key))
+    entry = {
+        "sha256": tar_sha,
+        "size": tar_size,
+        "manifest_sha256": sha256_bytes(manifest_bytes),
+        "signed": envelope is not None,
+        "key_id": envelope["signatures"][0]["keyid"] if envelope else None,
+        "published": int(time.time()),
+        "output": manifest["target"]["output"],
+        "toolchain": manifest["target"]["toolchain"],
+        "verification": catalog_page.figures(manifest["verification"]),
+    }
+    signed = "signed" if envelope else "unsigned (no signing key configured)"
+    if str(dest).startswith("oci://"):
+        registry = OciRegistry(str(dest))
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copyfile(tarball, Path(tmp) / tarball.name)
+            (Path(tmp) / manifest_mod.NAME).write_bytes(manifest_bytes)
+            if envelope:
+                (Path(tmp) / ENVELOPE).write_bytes(canonical_json(envelope) + b"\n")
+            ref = registry.push(Path(tmp), recipe, target, version, {**entry, "tarball": tarball.name})
+        report.out.print(f"ok  {recipe}/{target} {version} -> {ref} ({signed})", markup=False)
+        return version
+    dest = Path(dest)
     final = dest / recipe / target / version
     with file_lock(dest / ".posepipe-publish.lock"):
         if final.exists():
@@ -93,19 +116,7 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
             os.replace(staged, final)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
-        _add_to_index(dest, recipe, target, version, {
-            "tarball": f"{recipe}/{target}/{version}/{tarball.name}",
-            "sha256": tar_sha,
-            "size": tar_size,
-            "manifest_sha256": sha256_bytes(manifest_bytes),
-            "signed": envelope is not None,
-            "key_id": envelope["signatures"][0]["keyid"] if envelope else None,
-            "published": int(time.time()),
-            "output": manifest["target"]["output"],
-            "toolchain": manifest["target"]["toolchain"],
-            "verification": catalog_page.figures(manifest["verification"]),
-        })
-    signed = "signed" if envelope else "unsigned (no signing key configured)"
+        _add_to_index(dest, recipe, target, version, {**entry, "tarball": f"{recipe}/{target}/{version}/{tarball.name}"})
     report.out.print(f"ok  {recipe}/{target} {version} -> {final} ({signed})", markup=False)
     return version
 
@@ -153,8 +164,12 @@ def download(
     layout: Layout, recipe: str, target: str, source: str, to: Path, version: str | None,
     public_key: str | None, allow_unsigned: bool, progress: bool = True,
 ) -> Path:
-    index = json.loads(_read_source(source, "index.json"))
-    versions = index.get("recipes", {}).get(recipe, {}).get(target)
+    registry = OciRegistry(source) if source.startswith("oci://") else None
+    if registry:
+        versions = registry.versions(recipe, target)
+    else:
+        index = json.loads(_read_source(source, "index.json"))
+        versions = index.get("recipes", {}).get(recipe, {}).get(target)
     if not versions:
         raise UsageError(f"{source} publishes no {recipe}/{target}")
     if version is None:
@@ -165,21 +180,31 @@ def download(
     if to.exists() and any(to.iterdir()):
         raise UsageError(f"{to} exists and is not empty; downloads go into a new folder")
 
-    blob = Fetcher(BlobStore(layout.store), layout.store / "download.lock", FetchOptions(), for_terminal(progress)).fetch(
-        RemoteFile(_file_url(source, entry["tarball"]), entry["sha256"], entry["size"]), f"{recipe}/{target} {version}"
-    )
+    fetcher = Fetcher(BlobStore(layout.store), layout.store / "download.lock", FetchOptions(), for_terminal(progress))
+    label = f"{recipe}/{target} {version}"
     tar_name = Path(entry["tarball"]).name
+    with tempfile.TemporaryDirectory() as pulled:
+        if registry:
+            registry.pull(recipe, target, version, Path(pulled))
+            tar_url, envelope_bytes = str(Path(pulled) / tar_name), _optional(Path(pulled) / ENVELOPE)
+        else:
+            tar_url = _file_url(source, entry["tarball"])
+            envelope_bytes = _read_source(source, str(Path(entry["tarball"]).parent / ENVELOPE)) if entry["signed"] else None
+        blob = fetcher.fetch(RemoteFile(tar_url, entry["sha256"], entry["size"]), label)  # verified by digest
+
+    subjects: dict[str, str] = {}
     if entry["signed"]:
         key = public_key or os.environ.get("POSEPIPE_PUBLIC_KEY")
         if not key:
             raise UsageError("this artifact is signed: give the publisher's public key with --key (or POSEPIPE_PUBLIC_KEY)")
-        envelope = json.loads(_read_source(source, str(Path(entry["tarball"]).parent / ENVELOPE)))
-        stmt = signing.verify(envelope, signing.load_public(key))
+        if envelope_bytes is None:
+            raise IntegrityError(f"{label} is listed as signed but has no {ENVELOPE}")
+        stmt = signing.verify(json.loads(envelope_bytes), signing.load_public(key))
         subjects = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
         if subjects.get(tar_name) != blob.sha256:
             raise IntegrityError(f"the signature covers {tar_name} with sha256 {subjects.get(tar_name)}, not {blob.sha256}")
     elif not allow_unsigned:
-        raise IntegrityError(f"{recipe}/{target} {version} is not signed; pass --allow-unsigned to accept that")
+        raise IntegrityError(f"{label} is not signed; pass --allow-unsigned to accept that")
 
     to.parent.mkdir(parents=True, exist_ok=True)
     staged = to.parent / f".{to.name}.{uuid.uuid4().hex}"
@@ -194,5 +219,88 @@ def download(
         os.replace(staged, to)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    report.out.print(f"ok  {recipe}/{target} {version}: {len(manifest['files'])} file(s) verified -> {to}", markup=False)
+    report.out.print(f"ok  {label}: {len(manifest['files'])} file(s) verified -> {to}", markup=False)
     return to
+
+
+def _optional(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+# ----------------------------------------------------------------------------- OCI registries
+
+
+class OciRegistry:
+    """An OCI registry as a publish destination and download source, through ORAS (oras-py).
+
+    ``oci://HOST[:PORT]/NAMESPACE``: each artifact version is the tag ``<target>-<version>`` of
+    the repository ``NAMESPACE/<recipe>``, an OCI artifact whose layers are the tarball, the
+    manifest and the signature envelope and whose annotations carry what index.json holds.
+    Plain HTTP is used for loopback registries only.
+    """
+
+    ARTIFACT_TYPE = "application/vnd.posepipe.artifact.v1"
+    MEDIA = {".tar.gz": "application/vnd.posepipe.tarball.v1.tar+gzip", manifest_mod.NAME: "application/vnd.posepipe.manifest.v1+json",
+             ENVELOPE: "application/vnd.dsse.envelope.v1+json"}
+
+    def __init__(self, url: str):
+        import oras.client
+
+        rest = url.removeprefix("oci://").strip("/")
+        self.host, _, self.namespace = rest.partition("/")
+        if not self.host or not self.namespace:
+            raise UsageError(f"{url!r} is not like oci://HOST[:PORT]/NAMESPACE")
+        insecure = self.host.split(":")[0] in ("localhost", "127.0.0.1") or self.host.startswith("127.")
+        self.client = oras.client.OrasClient(hostname=self.host, insecure=insecure)
+
+    def ref(self, recipe: str, target: str, version: str | None = None) -> str:
+        repo = f"{self.host}/{self.namespace}/{recipe}"
+        return f"{repo}:{target}-{version}" if version else repo
+
+    def _annotations(self, ref: str) -> dict[str, str] | None:
+        try:
+            return self.client.get_manifest(ref).get("annotations", {})
+        except Exception:  # oras-py raises plain errors for a missing tag
+            return None
+
+    def push(self, folder: Path, recipe: str, target: str, version: str, entry: dict[str, Any]) -> str:
+        ref = self.ref(recipe, target, version)
+        existing = self._annotations(ref)
+        if existing is not None:
+            published = json.loads(existing.get("posepipe.sha256", "null"))
+            if published != entry["sha256"]:
+                raise IntegrityError(
+                    f"{ref} is already published with sha256 {published}; versions are immutable "
+                    f"and this build is {entry['sha256']}: publish it under a new version"
+                )
+            return ref
+        files = [f"{p}:{next(m for s, m in self.MEDIA.items() if p.name.endswith(s))}" for p in sorted(folder.iterdir())]
+        annotations = {f"posepipe.{k}": json.dumps(v) for k, v in entry.items()}  # annotation values are strings
+        try:
+            self.client.push(target=ref, files=files, manifest_annotations=annotations, disable_path_validation=True, quiet=True)
+        except Exception as e:
+            raise NetworkError(f"pushing {ref} failed: {e}") from None
+        return ref
+
+    def versions(self, recipe: str, target: str) -> dict[str, dict[str, Any]]:
+        try:
+            tags = self.client.get_tags(self.ref(recipe, target))
+        except Exception as e:
+            raise NetworkError(f"cannot list {self.ref(recipe, target)}: {e}") from None
+        out = {}
+        for tag in tags or []:
+            if tag.startswith(f"{target}-"):
+                ann = self._annotations(f"{self.ref(recipe, target)}:{tag}") or {}
+                out[tag.removeprefix(f"{target}-")] = {
+                    k.removeprefix("posepipe."): json.loads(v) for k, v in ann.items() if k.startswith("posepipe.")
+                }
+        return out
+
+    def pull(self, recipe: str, target: str, version: str, folder: Path) -> None:
+        try:
+            paths = self.client.pull(target=self.ref(recipe, target, version), outdir=str(folder))
+        except Exception as e:
+            raise NetworkError(f"pulling {self.ref(recipe, target, version)} failed: {e}") from None
+        for p in map(Path, paths):  # layers are named by their title; keep only the base name
+            if p.parent != folder:
+                os.replace(p, folder / p.name)
