@@ -20,6 +20,7 @@ from .fetcher import FetchOptions
 from .fetching import make_fetcher
 from .images import ImageBuilder, ToolchainSpec, load_toolchain
 from .paths import Layout
+from .provisioning import not_provisioned
 from .plan import EXPORT_TOOLCHAIN, _plain, compile_step_id, plan
 from .recipe import Recipe, Target
 from .stepcache import Entry, StepCache
@@ -58,7 +59,7 @@ def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
     ready = tuple(t for t in targets if t.id not in blocked)
     built = _build_targets(layout, recipe, ready, req) if ready else {}
     if blocked:
-        raise _blocked_error(recipe, blocked, built)
+        raise _blocked_error(layout, recipe, blocked, built)
     return built
 
 
@@ -186,10 +187,12 @@ def place_tree(src: Path, dest: Path, prepare=lambda staged: None) -> None:
         shutil.rmtree(staged, ignore_errors=True)
 
 
-def _blocked_error(recipe: Recipe, blocked: dict[str, tuple[str, Status]], built: dict[str, Path]):
+def _blocked_error(layout: Layout, recipe: Recipe, blocked: dict[str, tuple[str, Status]], built: dict[str, Path]):
     names = ", ".join(f"{tid} ({tc} {s.value})" for tid, (tc, s) in blocked.items())
     done = f"; built: {', '.join(built)}" if built else "; nothing was built"
     text = f"{recipe.name}: these targets cannot build here: {names}{done}"
-    if any(s is Status.NOT_PROVISIONED for _, s in blocked.values()):
-        return ToolchainNotProvisioned(text)
+    missing = sorted({tc for tc, s in blocked.values() if s is Status.NOT_PROVISIONED})
+    if missing:
+        how = "\n\n".join(str(not_provisioned(tc, load_toolchain(layout.docker, tc).provision)) for tc in missing)
+        return ToolchainNotProvisioned(f"{text}\n\n{how}")
     return NotImplementedYet(text)

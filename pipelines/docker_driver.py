@@ -103,6 +103,12 @@ class DockerDriver:
         except APIError:
             return False
 
+    def load_tar(self, tar: Path) -> str | None:
+        """`docker load` a `docker save` file (streamed); the ID of the image it holds."""
+        with open(tar, "rb") as f:
+            images = self.client.images.load(f)
+        return images[0].id if images else None
+
     def import_tar(self, tar: Path, repository: str, tag: str, changes: list[str]) -> None:
         self.api.import_image(src=str(tar), repository=repository, tag=tag, changes=changes)
 

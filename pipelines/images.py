@@ -16,7 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from . import report
+from . import provisioning, report
+from .blobstore import BlobStore
+from .fetcher import Fetcher
 from .atomic import file_lock
 from .bootstrap import ensure_base, load_base_spec
 from .digests import sha256_file, sha256_json
@@ -33,6 +35,8 @@ class ToolchainSpec:
     requirements: str | None = None  # hashed requirements file inside the folder
     version: str = "unversioned"  # what the toolchain is, for manifests (e.g. "mmpose 1.3.2")
     contract_test: bool = False  # a test stand-in: its artifacts are labelled and never publishable
+    base: str = "bootstrap"  # "bootstrap": our Debian base; "vendor": the image the user provisions
+    provision: str = ""  # for vendor toolchains: exactly what the user must supply
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of every file
 
     @property
@@ -51,9 +55,12 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
         for p in sorted(folder.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts
     }
+    vendor = provisioning.provisioned(name) if data.get("base") == "vendor" else None
     return ToolchainSpec(
         name, folder, tuple(data["command"]), requirements=data.get("requirements"), files=files,
-        version=str(data.get("version", "unversioned")), contract_test=bool(data.get("contract_test", False)),
+        version=str(data.get("version", "unversioned")),
+        contract_test=bool(data.get("contract_test", False)) or bool(vendor and vendor.contract_test),
+        base=data.get("base", "bootstrap"), provision=data.get("provision", ""),
     )
 
 
@@ -83,9 +90,20 @@ class ImageBuilder:
     def toolchains(self) -> list[str]:
         return sorted(p.parent.name for p in self.docker_dir.glob("*/toolchain.yaml"))
 
+    def base_for(self, spec: ToolchainSpec) -> str:
+        """Our bootstrapped base, or the vendor image the user provisioned for this toolchain."""
+        if spec.base != "vendor":
+            return self.base_id()
+        vendor = provisioning.provisioned(spec.name)
+        if vendor is None:
+            raise provisioning.not_provisioned(spec.name, spec.provision)
+        fetcher = Fetcher(BlobStore(self.store_root), self.store_root / "vendor.lock")
+        return provisioning.vendor_image_id(self.driver, vendor, self.store_root, fetcher)
+
     def ensure(self, spec: ToolchainSpec) -> str:
         """The image ID for ``spec``, building it only if no image carries its tag."""
-        tag = image_tag(spec, self.base_id())
+        base = self.base_for(spec)
+        tag = image_tag(spec, base)
         found = self.driver.image_id(tag)
         if found:
             return found
@@ -93,9 +111,9 @@ class ImageBuilder:
             found = self.driver.image_id(tag)
             if found:
                 return found
-            return self._build(spec, tag)
+            return self._build(spec, tag, base)
 
-    def _build(self, spec: ToolchainSpec, tag: str) -> str:
+    def _build(self, spec: ToolchainSpec, tag: str, base: str) -> str:
         report.err.print(f"building image {tag}", markup=False)
         (self.store_root / "tmp").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="context-", dir=self.store_root / "tmp") as tmp:
@@ -110,5 +128,5 @@ class ImageBuilder:
                     except OSError:
                         shutil.copy2(wheel, wheels / wheel.name)
             return self.driver.build(
-                context, tag, {"BASE_IMAGE": self.base_id()}, lambda line: report.err.print(f"  {line}", markup=False)
+                context, tag, {"BASE_IMAGE": base}, lambda line: report.err.print(f"  {line}", markup=False)
             )

@@ -12,6 +12,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
+from . import provisioning
+
 
 @dataclass(frozen=True)
 class Toolchain:
@@ -46,6 +48,6 @@ def status(name: str, repo_root: Path) -> Status:
     stage = repo_root / "docker" / name / "toolchain.yaml"
     if not stage.is_file():
         return Status.NOT_IMPLEMENTED
-    if TOOLCHAINS[name].kind == "vendor":
+    if TOOLCHAINS[name].kind == "vendor" and provisioning.provisioned(name) is None:
         return Status.NOT_PROVISIONED
     return Status.READY

@@ -1,0 +1,134 @@
+"""Contract tests of the DRP-AI TVM stage against a stand-in vendor image.
+
+The stand-in (tests/toolchains/drpai_standin) has Renesas' paths and environment but fake
+tvm/torch/drpai_preprocess modules that record every call. These tests check the exact
+invocation the real compiler would get; they are never a verified build, and what they
+produce is labelled contract-test and refused by publish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines import catalog
+from pipelines.building import BuildRequest, build
+from pipelines.docker_driver import DockerDriver
+from pipelines.errors import IntegrityError, ToolchainNotProvisioned
+from pipelines.images import ImageBuilder, load_toolchain
+from pipelines.paths import REPO_ROOT, Layout
+from pipelines.publishing import publish
+from pipelines.stepcache import tree_manifest
+
+from .conftest import SHARED_STORE, TEST_TOOLCHAINS
+from .httpserver import LoopbackServer, Route
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+CHECKPOINT = b"stand-in checkpoint bytes\n"
+PREPROCESS_FILES = {"aimac_desc.bin", "drp_desc.bin", "drp_param.bin", "drp_param_info.txt", "pp_drpcfg.mem", "pp_weight.dat", "pp_addrmap_intm.txt"}
+
+
+@pytest.fixture(scope="module")
+def standin_image() -> str:
+    driver = DockerDriver.from_env()
+    folder = TEST_TOOLCHAINS / "drpai_standin"
+    digest = hashlib.sha256(json.dumps(tree_manifest(folder), sort_keys=True).encode()).hexdigest()[:16]
+    tag = f"posepipe/drpai-standin:{digest}"
+    base = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).base_id()
+    return driver.image_id(tag) or driver.build(folder, tag, {"BASE_IMAGE": base}, lambda line: None)
+
+
+@pytest.fixture
+def checkout(tmp_path, standin_image, monkeypatch):
+    root = tmp_path / "repo"
+    (root / "recipes").mkdir(parents=True)
+    shutil.copytree(REPO_ROOT / "docker" / "base", root / "docker" / "base")
+    shutil.copytree(REPO_ROOT / "docker" / "drpai_tvm", root / "docker" / "drpai_tvm")
+    shutil.copytree(TEST_TOOLCHAINS / "standin", root / "docker" / "mmpose")
+    vendor = tmp_path / "vendor.yaml"
+    vendor.write_text(f"drpai_tvm:\n  image:\n    ref: {standin_image}\n  contract_test: true\n")
+    monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(vendor))
+    with LoopbackServer() as server:
+        url = server.add("/ckpt.pth", Route(CHECKPOINT))
+        for name in ("face_deeppose", "hand_hrnetv2"):
+            text = (REPO_ROOT / "recipes" / f"{name}.yaml").read_text()
+            old_url = next(line.split("url: ")[1] for line in text.splitlines() if "download.openmmlab.com" in line)
+            prefix = next(line.split("sha256: ")[1] for line in text.splitlines() if line.strip().startswith("sha256: ") and len(line.split("sha256: ")[1]) == 8)
+            text = text.replace(old_url, url).replace(f"sha256: {prefix}", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
+            (root / "recipes" / f"{name}.yaml").write_text(text)
+        yield Layout(root, tmp_path / "store")
+
+
+def calls(lay: Layout, recipe: str, target: str) -> list[dict]:
+    lines = (lay.artifacts / recipe / target / "contract-calls.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def one(records: list[dict], call: str) -> dict:
+    found = [r for r in records if r["call"] == call]
+    assert len(found) == 1, (call, records)
+    return found[0]
+
+
+def test_drpai_mode_invocation_matches_the_seed(checkout, tmp_path):
+    build(checkout, BuildRequest("face_deeppose", target="drpai", progress=False))
+    rec = calls(checkout, "face_deeppose", "drpai")
+    assert one(rec, "torch.jit.load") ["exists"] is True
+    assert one(rec, "relay.frontend.from_pytorch")["shape_list"] == [["input0", [1, 3, 256, 256]]]
+    b = one(rec, "drp.build")
+    assert b["arch"] == "arm" and b["disable_concat"] is False
+    assert b["config"] == {"interpreter": False, "addr_map_start": 0x438E0000,
+                           "toolchain_dir": "/tmp/drp-ai_translator", "sdk_root": "/opt/poky/3.1.21"}
+    assert b["env"]["PRODUCT"] == "V2MA"  # the recipe's product, passed explicitly (the image says V2L)
+    assert b["env"]["TRANSLATOR"] == "/tmp/drp-ai_translator"  # a private writable copy
+    assert b["output_dir"] == "/out/face_deeppose_pt"
+    p = one(rec, "PreRuntime")
+    assert p["product"] == "V2MA" and p["out_dir"] == "/out/face_deeppose_pt/preprocess" and p["cwd"] == "/tmp"
+    c = p["config"]
+    assert (c["shape_in"], c["format_in"], c["order_in"], c["type_in"]) == ([1, 480, 640, 2], "YUYV_422", "HWC", "UINT8")
+    assert (c["shape_out"], c["format_out"], c["order_out"], c["type_out"]) == ([1, 3, 256, 256], "RGB", "CHW", "FP32")
+    assert c["ops"][0] == {"op": "Resize", "args": [256, 256, "BILINEAR"]}
+    assert c["ops"][1]["op"] == "Normalize" and c["ops"][1]["args"][0] == [-123.675, -116.28, -103.53]
+    assert c["ops"][1]["args"][1] == pytest.approx([1 / 58.395, 1 / 57.12, 1 / 57.375])
+    out = checkout.artifacts / "face_deeppose" / "drpai" / "face_deeppose_pt"
+    assert {p.name for p in out.iterdir()} == {"deploy.so", "deploy.json", "deploy.params", "preprocess"}
+    assert {p.name for p in (out / "preprocess").iterdir()} == PREPROCESS_FILES
+    manifest = json.loads((out.parent / "manifest.json").read_text())
+    assert manifest["label"] == "contract-test"
+    assert any(t["name"] == "drpai_tvm" and t["version"].startswith("rzv_drp-ai_tvm v1.1.1") for t in manifest["toolchains"])
+    with pytest.raises(IntegrityError, match="never published"):
+        publish(checkout, "face_deeppose", "drpai", tmp_path / "dest", None, None)
+
+
+def test_cpu_only_mode_uses_the_sdk_cross_compiler_and_no_preprocessing(checkout):
+    build(checkout, BuildRequest("face_deeppose", target="drpai_cpu", progress=False))
+    rec = calls(checkout, "face_deeppose", "drpai_cpu")
+    assert one(rec, "relay.build")["target"] == "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
+    cc = one(rec, "cc.cross_compiler")
+    assert cc["compiler"] == "/opt/poky/3.1.21/sysroots/x86_64-pokysdk-linux/usr/bin/aarch64-poky-linux/aarch64-poky-linux-g++"
+    assert cc["options"] == ["--sysroot=/opt/poky/3.1.21/sysroots/aarch64-poky-linux", "-march=armv8-a", "-mtune=cortex-a53"]
+    assert not [r for r in rec if r["call"] in ("PreRuntime", "drp.build")]
+    out = checkout.artifacts / "face_deeppose" / "drpai_cpu" / "face_deeppose_cpu"
+    assert {p.name for p in out.iterdir()} == {"deploy.so", "deploy.json", "deploy.params"}
+
+
+def test_hand_model_crops_the_camera_frame(checkout):
+    build(checkout, BuildRequest("hand_hrnetv2", target="drpai", progress=False))
+    ops = one(calls(checkout, "hand_hrnetv2", "drpai"), "PreRuntime")["config"]["ops"]
+    assert ops[0] == {"op": "Crop", "args": [80, 0, 480, 480]}
+    assert (checkout.artifacts / "hand_hrnetv2" / "drpai" / "hrnetv2_pt" / "deploy.so").is_file()
+
+
+def test_not_provisioned_says_what_to_supply(checkout, monkeypatch, tmp_path):
+    monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(tmp_path / "none.yaml"))
+    rows = {r.target: r.status.value for r in catalog.rows(checkout, catalog.validate_all(checkout, ["face_deeppose"]).recipes)}
+    assert rows["drpai"] == "not provisioned"
+    with pytest.raises(ToolchainNotProvisioned) as e:
+        build(checkout, BuildRequest("face_deeppose", target="drpai", progress=False))
+    text = str(e.value)
+    assert "DRP-AI_Translator-v1.82-Linux-x86_64-Install" in text and str(tmp_path / "none.yaml") in text
+    assert not (checkout.artifacts / "face_deeppose" / "drpai").exists()
