@@ -89,7 +89,7 @@ def test_clean_removes_only_what_was_named(tmp_path):
 
 
 def invoke(*args: str, root=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, **({"POSEPIPE_ROOT": str(root)} if root else {})}
+    env = {**os.environ, "POSEPIPE_VENDOR_CONFIG": "/nonexistent/vendor.yaml", **({"POSEPIPE_ROOT": str(root)} if root else {})}
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env
     )
@@ -105,7 +105,9 @@ def test_invoke_list_and_validate_work():
 def test_invoke_list_shows_toolchain_and_status():
     res = invoke("list", "--recipe", "face_deeppose")
     assert res.returncode == 0, res.stderr
-    assert "face_deeppose_cpu" in res.stdout and "drpai_tvm" in res.stdout and "not implemented" in res.stdout
+    rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if "│" in line}
+    assert "drpai_tvm" in rows["drpai_cpu"] and "face_deeppose_cpu" in rows["drpai_cpu"]
+    assert "not provisioned" in rows["drpai"] and rows["ort_int8"].rstrip().endswith("ready")
 
 
 def test_build_without_its_toolchains_fails_loudly_and_claims_nothing(tmp_path):
