@@ -13,6 +13,7 @@ from .bootstrap import load_base_spec
 from .images import ImageBuilder, image_tag, load_toolchain
 from .errors import InvalidRecipes, UsageError
 from .paths import Layout
+from .toolchains import Status, status
 
 
 def validate(layout: Layout, names: list[str] | None) -> catalog.Validation:
@@ -38,6 +39,9 @@ def images(layout: Layout, bootstrap: bool) -> dict[str, str]:
     builder = ImageBuilder(driver, layout.docker, layout.store, fresh_base=bootstrap)
     built = {"base": builder.base_id()}
     for name in builder.toolchains():
+        if status(name, layout.root) is Status.NOT_PROVISIONED:
+            report.err.print(f"skip {name}: not provisioned (see docs/toolchains.md)", markup=False)
+            continue
         built[name] = builder.ensure(load_toolchain(layout.docker, name))
     for name, image_id in built.items():
         report.out.print(f"ok  {name}: {image_id}", markup=False)
@@ -62,7 +66,8 @@ def gc(layout: Layout, max_size: str | None, max_age: str | None, images: bool) 
     if images:
         driver = DockerDriver.from_env()
         builder = ImageBuilder(driver, layout.docker, layout.store)
-        current = {image_tag(load_toolchain(layout.docker, n), builder.base_id()) for n in builder.toolchains()}
+        specs = [load_toolchain(layout.docker, n) for n in builder.toolchains() if status(n, layout.root) is Status.READY]
+        current = {image_tag(spec, builder.base_for(spec)) for spec in specs}
         current.add(load_base_spec(layout.docker).tag)
         stale = [t for t in driver.tags("posepipe/") if t not in current]
         removed_tags = [t for t in stale if driver.remove_image(t)]
