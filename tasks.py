@@ -47,6 +47,7 @@ def list_(c, recipe=None):
         "locked": "Refuse inputs whose full sha256 is not in recipes/checkpoints.lock",
         "offline": "Use only the local store; never touch the network",
         "no_progress": "Plain log lines instead of a progress bar",
+        "check": "Run every step again (even cached ones) and record in the manifests which files differ",
         "memory": "Memory limit per step container, e.g. 8g (default: none)",
         "cpus": "CPU limit per step container, e.g. 1.5 (default: none)",
     }
@@ -54,12 +55,13 @@ def list_(c, recipe=None):
 @command
 def build(
     c, recipe=None, target=None, no_cache=False, keep_failed=False, jobs=0, locked=False, offline=False,
-    no_progress=False, memory=None, cpus=None,
+    no_progress=False, check=False, memory=None, cpus=None,
 ):
     """Build a recipe's targets in Docker and leave verified artifacts with manifests."""
     request = building.BuildRequest(
         required(recipe, "--recipe"), target, no_cache=no_cache, keep_failed=keep_failed, jobs=jobs,
-        locked=locked, offline=offline, progress=not no_progress, memory=memory, cpus=float(cpus) if cpus else None,
+        locked=locked, offline=offline, progress=not no_progress, check=check, memory=memory,
+        cpus=float(cpus) if cpus else None,
     )
     building.build(layout(), request)
 

@@ -37,6 +37,7 @@ class BuildRequest:
     locked: bool = False
     offline: bool = False
     progress: bool = True
+    check: bool = False  # run every step again and record in the manifest which files differ
     memory: str | None = None  # per-container limit, docker syntax ("8g")
     cpus: float | None = None  # per-container CPU limit
 
@@ -78,7 +79,8 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
         layout.docker,
         layout.store / "logs" / recipe.name,
         EngineOptions(
-            jobs=req.jobs, no_cache=req.no_cache, keep_failed=req.keep_failed, mem_limit=req.memory, cpus=req.cpus
+            jobs=req.jobs, no_cache=req.no_cache, keep_failed=req.keep_failed, mem_limit=req.memory, cpus=req.cpus,
+            check=req.check,
         ),
         on_line=lambda step, line: report.err.print(f"[{step.label}] {line}", markup=False),
     )
@@ -91,7 +93,8 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
     for t in targets:
         dest = layout.artifacts / recipe.name / t.id
         used = _steps_of(steps, compile_step_id(recipe, t))
-        facts = BuildFacts(recipe, t, used, results, inputs, engine.options.source_date_epoch, layout.docker)
+        facts = BuildFacts(recipe, t, used, results, inputs, engine.options.source_date_epoch, layout.docker,
+                           engine.stats.differs if req.check else None)
         place_tree(results[compile_step_id(recipe, t)].outputs, dest, lambda d: facts.write_manifest(layout, d))
         tarball = dest.parent / f"{t.id}.tar.gz"
         staged = tarball.with_name(f".{tarball.name}.{uuid.uuid4().hex}")
@@ -103,6 +106,9 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
         built[t.id] = dest
         report.out.print(f"ok  {recipe.name}/{t.id} -> {dest} ({facts.label})", markup=False)
     report.out.print(f"{len(engine.stats.ran)} step(s) ran, {len(engine.stats.cached)} from the cache", markup=False)
+    for step_id, files in sorted(engine.stats.differs.items()):
+        verdict = f"NOT reproducible: {', '.join(files)} differ" if files else "reproducible"
+        report.out.print(f"check {step_id}: {verdict}", markup=False)
     return built
 
 
@@ -132,6 +138,7 @@ class BuildFacts:
     inputs: dict[str, dict[str, str]]
     epoch: int
     docker_dir: Path
+    differs: dict[str, list[str]] | None = None  # --check results by step id
 
     @functools.cached_property
     def specs(self) -> dict[str, ToolchainSpec]:
@@ -164,6 +171,10 @@ class BuildFacts:
             "steps": [{"id": s.id, "key": self.results[s.id].key, "params": dict(s.params)} for s in self.steps],
             "files": manifest_mod.files_of(target_dir),
             "verification": verification,
+            "reproducibility": {"checked": False} if self.differs is None else {
+                "checked": True,
+                "differing_files": {s.id: self.differs.get(s.id, []) for s in self.steps},
+            },
             "posepipe": {"version": manifest_mod.version(), "commit": manifest_mod.posepipe_commit(layout.root)},
             "source_date_epoch": self.epoch,
         })

@@ -25,7 +25,7 @@ from .digests import sha256_json
 from .docker_driver import DockerDriver, Mount
 from .errors import StepFailed, UsageError
 from .images import ImageBuilder, ToolchainSpec, load_toolchain
-from .stepcache import Entry, StepCache
+from .stepcache import Entry, StepCache, tree_manifest
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01: the earliest time zip archives can hold
 LOG_TAIL = 30
@@ -50,12 +50,14 @@ class EngineOptions:
     mem_limit: str | None = None
     cpus: float | None = None
     source_date_epoch: int = DEFAULT_SOURCE_DATE_EPOCH
+    check: bool = False  # run cached steps again and report which output files differ
 
 
 @dataclass
 class RunStats:
     ran: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
+    differs: dict[str, list[str]] = field(default_factory=dict)  # --check: step id -> files that came out different
 
 
 def step_key(image_id: str, command: tuple[str, ...], params: Mapping[str, Any], inputs: Mapping[str, str], epoch: int) -> str:
@@ -177,6 +179,8 @@ class Engine:
         key, image_id, spec = self.key_for(step, deps)
         if not self.options.no_cache and (hit := self.cache.lookup(key)):
             self.stats.cached.append(step.id)
+            if self.options.check:
+                self._recheck(step, hit, image_id, spec, deps)
             return hit
         with self.cache.lock(key):
             if not self.options.no_cache and (hit := self.cache.lookup(key)):
@@ -189,9 +193,20 @@ class Engine:
             self.stats.ran.append(step.id)
             return entry
 
+    def _recheck(self, step: Step, hit: Entry, image_id: str, spec: ToolchainSpec, deps: Mapping[str, Entry]) -> None:
+        """Run a cached step again in a scratch folder; record the files whose bytes differ."""
+        with contextlib.ExitStack() as holds, self.cache.staging(hit.key) as staged:
+            for entry in deps.values():
+                holds.enter_context(self.cache.in_use(entry.key))
+            fresh = self._run_container(step, hit.key, image_id, spec, deps, staged, commit=False)
+            cached = json.loads((hit.path / "manifest.json").read_text())["files"]
+            self.stats.differs[step.id] = sorted(p for p in set(fresh) | set(cached) if fresh.get(p) != cached.get(p))
+
     def _run_container(
-        self, step: Step, key: str, image_id: str, spec: ToolchainSpec, deps: Mapping[str, Entry], staged: Path
-    ) -> Entry:
+        self, step: Step, key: str, image_id: str, spec: ToolchainSpec, deps: Mapping[str, Entry], staged: Path,
+        commit: bool = True,
+    ):
+        """Run the step into ``staged``; commit it as the cache entry, or (commit=False) return its file digests."""
         params_file = staged / "params.json"
         params_file.write_text(json.dumps(step.params, sort_keys=True, indent=1))
         outputs = staged / "outputs"
@@ -223,6 +238,8 @@ class Engine:
         if result.timed_out or result.exit_code != 0:
             shell = self._keep_for_debugging(step, staged, mounts, result.kept_container)
             raise StepFailed(_failure_message(step, spec, result, log_path, shell))
+        if not commit:
+            return tree_manifest(outputs)
         facts = {"step": step.id, "toolchain": step.toolchain, "image": image_id, "params": step.params}
         return self.cache.commit(key, staged, log_path, facts)
 

@@ -37,6 +37,7 @@ def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", label=
         "steps": [{"id": f"{recipe}/{target}", "key": "d" * 64, "params": {}}],
         "files": manifest.files_of(d),
         "verification": {f"{recipe}/{target}/report.json": {"accuracy_int8_vs_fp32": {"mean_error_px": 0.4, "p95_error_px": 0.7, "pck_2px": 1.0}}},
+        "reproducibility": {"checked": False},
         "posepipe": {"version": "0.1.0", "commit": "e" * 40},
         "source_date_epoch": EPOCH,
     })

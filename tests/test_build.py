@@ -129,5 +129,9 @@ def test_two_clean_builds_give_identical_tarballs_and_manifests(checkout, tmp_pa
     assert m["label"] == "contract-test"  # made by the stand-in: labelled, and never publishable
     assert {f["path"] for f in m["files"]} == {"face_deeppose_ort_fp32/standin.json"}
     assert [s["id"] for s in m["steps"]] == ["face_deeppose/export@b1", "face_deeppose/ort_fp32"]
+    assert m["reproducibility"] == {"checked": False}
     with pytest.raises(IntegrityError, match="never published"):
         publish(checkout, "face_deeppose", "ort_fp32", tmp_path / "dest", None, None)
+    build(checkout, BuildRequest("face_deeppose", target="ort_fp32", progress=False, check=True))
+    checked = json.loads((one / "ort_fp32" / "manifest.json").read_text())["reproducibility"]
+    assert checked == {"checked": True, "differing_files": {"face_deeppose/export@b1": [], "face_deeppose/ort_fp32": []}}

@@ -212,3 +212,13 @@ def test_ctrl_c_removes_running_containers(tmp_path, docker_driver):
     assert proc.returncode != 0
     assert not docker_driver.api.containers(all=True, filters={"label": OWNER_LABEL})
     assert make_engine(tmp_path).cache.keys() == []
+
+
+def test_check_reruns_cached_steps_and_names_files_that_differ(tmp_path):
+    steps = [write("stable", "x"), Step("rnd", "probe", {"action": "random"}, "test/rnd")]
+    make_engine(tmp_path).run(steps)
+    e = make_engine(tmp_path, EngineOptions(jobs=2, check=True))
+    res = e.run(steps)
+    assert sorted(e.stats.cached) == ["rnd", "stable"]
+    assert e.stats.differs == {"stable": [], "rnd": ["random.bin"]}
+    assert (res["rnd"].outputs / "same.txt").read_text() == "stable\n"  # the cache entry is kept as it was

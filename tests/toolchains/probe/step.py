@@ -59,6 +59,9 @@ elif action == "slow_write":
     print("probe: half", flush=True)
     time.sleep(params["seconds"])
     (out / "result.txt").write_text(params.get("text", "") + "\n")
+elif action == "random":
+    (out / "same.txt").write_text("stable\n")
+    (out / "random.bin").write_bytes(os.urandom(16))  # a toolchain that is not deterministic
 elif action == "burn":
     h = hashlib.sha256()
     for i in range(params["rounds"]):
