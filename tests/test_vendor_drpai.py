@@ -17,14 +17,11 @@ import pytest
 
 from pipelines import catalog
 from pipelines.building import BuildRequest, build
-from pipelines.docker_driver import DockerDriver
 from pipelines.errors import IntegrityError, ToolchainNotProvisioned
-from pipelines.images import ImageBuilder, load_toolchain
 from pipelines.paths import REPO_ROOT, Layout
 from pipelines.publishing import publish
-from pipelines.stepcache import tree_manifest
 
-from .conftest import SHARED_STORE, TEST_TOOLCHAINS
+from .conftest import TEST_TOOLCHAINS, standin_vendor_image
 from .httpserver import LoopbackServer, Route
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -34,12 +31,7 @@ PREPROCESS_FILES = {"aimac_desc.bin", "drp_desc.bin", "drp_param.bin", "drp_para
 
 @pytest.fixture(scope="module")
 def standin_image() -> str:
-    driver = DockerDriver.from_env()
-    folder = TEST_TOOLCHAINS / "drpai_standin"
-    digest = hashlib.sha256(json.dumps(tree_manifest(folder), sort_keys=True).encode()).hexdigest()[:16]
-    tag = f"posepipe/drpai-standin:{digest}"
-    base = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).base_id()
-    return driver.image_id(tag) or driver.build(folder, tag, {"BASE_IMAGE": base}, lambda line: None)
+    return standin_vendor_image(TEST_TOOLCHAINS / "drpai_standin")
 
 
 @pytest.fixture
