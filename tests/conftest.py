@@ -48,15 +48,15 @@ def no_container_left_behind(request):
     assert not left, f"containers left behind: {[c['Labels'] for c in left]}"
 
 
-def standin_vendor_image(folder: Path) -> str:
-    """Build (once per content) a test stand-in vendor image from ``folder`` on our base."""
+def standin_vendor_image(folder: Path, base: str | None = None) -> str:
+    """Build (once per content and base) a test stand-in vendor image from ``folder``, on our base by default."""
     import hashlib
     import json
 
     from pipelines.stepcache import tree_manifest
 
     driver = DockerDriver.from_env()
-    digest = hashlib.sha256(json.dumps(tree_manifest(folder), sort_keys=True).encode()).hexdigest()[:16]
+    base = base or ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).base_id()
+    digest = hashlib.sha256(json.dumps([tree_manifest(folder), base], sort_keys=True).encode()).hexdigest()[:16]
     tag = f"posepipe/{folder.name.replace('_', '-')}:{digest}"
-    base = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).base_id()
     return driver.image_id(tag) or driver.build(folder, tag, {"BASE_IMAGE": base}, lambda line: None)

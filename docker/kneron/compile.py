@@ -1,0 +1,79 @@
+"""Kneron step: the documented ktc flow, from the exported opset-11 ONNX to a .nef.
+
+torch_exported_onnx_flow (the Python form of pytorch_exported_onnx_preprocess.py, which replaced
+the seed's removed pytorch2onnx.py) -> ktc.ModelConfig(id, version, platform) -> evaluate ->
+analysis with the recipe's calibration images, preprocessed with the recipe's normalisation
+(NCHW, as ktc takes them since v0.21) -> .bie -> ktc.compile -> .nef, then the E2E simulator
+compares the .nef with the float model on a calibration image.
+Inputs: /in/params.json, /in/model/model.onnx, /in/calibration. Output: /out/<output>/.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import json
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import ktc
+import numpy as np
+import onnx
+from PIL import Image
+
+PARAMS = json.loads(Path("/in/params.json").read_text())
+S = PARAMS["settings"]
+OUT = Path("/out") / PARAMS["output"]
+FLOW = Path("/tmp/kneron_flow")
+
+
+def fail(message: str) -> None:
+    print(f"kneron step failed: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def calibration_inputs() -> list[np.ndarray]:
+    _, _, h, w = PARAMS["input"]["shape"]
+    n = PARAMS["normalization"]
+    with zipfile.ZipFile("/in/calibration") as z:
+        names = sorted(m for m in z.namelist() if fnmatch.fnmatch(m, PARAMS["calibration"]["select"]))
+        data = [z.read(m) for m in names[: PARAMS["calibration"]["count"]]]
+    if not data:
+        fail("the calibration archive has no image matching the recipe's select pattern")
+    out = []
+    for d in data:
+        x = np.asarray(Image.open(io.BytesIO(d)).convert("RGB").resize((w, h), Image.BILINEAR), np.float32)
+        if n["channel_order"] == "BGR":
+            x = x[..., ::-1]
+        x = (x - np.array(n["mean"], np.float32)) / np.array(n["std"], np.float32)
+        out.append(np.ascontiguousarray(x.transpose(2, 0, 1))[None])
+    return out
+
+
+def main() -> None:
+    FLOW.mkdir(parents=True)
+    OUT.mkdir(parents=True)
+    name = PARAMS["input"]["name"]
+    model = ktc.onnx_optimizer.torch_exported_onnx_flow(onnx.load("/in/model/model.onnx"))
+    optimized = FLOW / "model.opt.onnx"
+    onnx.save(model, str(optimized))
+    km = ktc.ModelConfig(S["model_id"], S["model_version"], S["platform"], onnx_model=model)
+    km.evaluate()
+    inputs = calibration_inputs()
+    bie = km.analysis({name: inputs}, output_dir=str(FLOW), threads=2)
+    nef = ktc.compile([km], output_dir=str(FLOW))
+    reference = ktc.kneron_inference([inputs[0]], onnx_file=str(optimized), input_names=[name])
+    on_chip = ktc.kneron_inference([inputs[0]], nef_file=nef, input_names=[name], platform=int(S["platform"]))
+    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(reference, on_chip))
+    for path in (nef, bie, optimized):
+        shutil.copyfile(path, OUT / Path(path).name)
+    report = {"platform": S["platform"], "model_id": S["model_id"], "model_version": S["model_version"],
+              "calibration_images": len(inputs), "nef_vs_float_max_abs_diff": diff}
+    (OUT / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    print(json.dumps(report), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Contract tests of the Kneron stage against a stand-in ktc (never a verified build)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import struct
+import zipfile
+import zlib
+
+import pytest
+
+from pipelines.building import BuildRequest, build
+from pipelines.docker_driver import DockerDriver
+from pipelines.errors import NotImplementedYet
+from pipelines.images import ImageBuilder, load_toolchain
+from pipelines.paths import REPO_ROOT, Layout
+
+from .conftest import SHARED_STORE, TEST_TOOLCHAINS, standin_vendor_image
+from .httpserver import LoopbackServer, Route
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+CHECKPOINT = b"stand-in checkpoint\n"
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour PNG, written by hand (no imaging library on the host)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def built(tmp_path, monkeypatch) -> Layout:
+    driver = DockerDriver.from_env()
+    ort = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(load_toolchain(REPO_ROOT / "docker", "onnxruntime"))
+    image = standin_vendor_image(TEST_TOOLCHAINS / "kneron_standin", base=ort)
+    root = tmp_path / "repo"
+    (root / "recipes").mkdir(parents=True)
+    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("kneron", REPO_ROOT / "docker" / "kneron"),
+                      ("mmpose", TEST_TOOLCHAINS / "standin")):
+        shutil.copytree(src, root / "docker" / name)
+    (tmp_path / "vendor.yaml").write_text(f"kneron:\n  image:\n    ref: {image}\n  contract_test: true\n")
+    monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(tmp_path / "vendor.yaml"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i, colour in enumerate([(123, 116, 104), (255, 255, 255), (0, 0, 0)]):  # mean grey, white, black
+            z.writestr(f"val2017/{i:012d}.jpg", png(32, 24, colour))
+    cal = buf.getvalue()
+    with LoopbackServer() as server:
+        text = (REPO_ROOT / "recipes" / "litehrnet.yaml").read_text()
+        text = text.replace("https://download.openmmlab.com/mmpose/top_down/litehrnet/litehrnet18_coco_256x192-6bace359_20211230.pth",
+                            server.add("/ckpt.pth", Route(CHECKPOINT)))
+        text = text.replace("sha256: 6bace359", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
+        text = text.replace("http://images.cocodataset.org/zips/val2017.zip", server.add("/val2017.zip", Route(cal)))
+        text = text.replace("sha256: unpinned", f"sha256: {hashlib.sha256(cal).hexdigest()}")
+        (root / "recipes" / "litehrnet.yaml").write_text(text)
+        lay = Layout(root, tmp_path / "store")
+        with pytest.raises(NotImplementedYet, match="ort_fp32"):  # no ONNX Runtime stage in this checkout
+            build(lay, BuildRequest("litehrnet", progress=False))
+        yield lay
+
+
+def calls(lay: Layout, target: str) -> list[dict]:
+    path = lay.artifacts / "litehrnet" / target / "contract-calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("target,platform", [("kl520", "520"), ("kl720", "720")])
+def test_ktc_flow_matches_the_documented_sequence(built, target, platform):
+    rec = calls(built, target)
+    assert [r["call"] for r in rec] == [
+        "ktc.onnx_optimizer.torch_exported_onnx_flow", "ktc.ModelConfig", "ModelConfig.evaluate", "ModelConfig.analysis",
+        "ktc.compile", "ktc.kneron_inference", "ktc.kneron_inference",
+    ]
+    assert rec[1] | {"call": None, "cwd": None} == {"call": None, "cwd": None, "id": 32769, "version": "0001",
+                                                     "platform": platform, "has_model": True}
+    analysis = rec[3]
+    assert analysis["names"] == ["input"] and analysis["count"] == {"input": 3}
+    assert analysis["shapes"]["input"] == [[1, 3, 256, 192]] * 3  # NCHW at the model's input size
+    # the recipe's normalisation: a mean-grey image is ~0, white and black are far from it
+    assert abs(analysis["mean"]["input"] - ((255 - 116.28) / 57.12 + (0 - 116.28) / 57.12) / 3) < 0.2
+    assert rec[4]["platforms"] == [platform]
+    assert rec[6]["nef_file"] == f"/tmp/kneron_flow/models_{platform}.nef" and rec[6]["platform"] == int(platform)
+    out = built.artifacts / "litehrnet" / target / f"litehrnet_{target}"
+    assert {p.name for p in out.iterdir()} == {f"models_{platform}.nef", "model.quan.wqbi.bie", "model.opt.onnx", "report.json"}
+    assert json.loads((out.parent / "manifest.json").read_text())["label"] == "contract-test"
