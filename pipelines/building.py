@@ -21,7 +21,7 @@ from .fetching import make_fetcher
 from .images import ImageBuilder, ToolchainSpec, load_toolchain
 from .paths import Layout
 from .provisioning import not_provisioned
-from .plan import EXPORT_TOOLCHAIN, _plain, compile_step_id, plan
+from .plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN, _plain, compile_step_id, plan
 from .recipe import Recipe, Target
 from .stepcache import Entry, StepCache
 from .toolchains import Status, status
@@ -44,7 +44,8 @@ class BuildRequest:
 
 def _blocked(layout: Layout, t: Target) -> tuple[str, Status] | None:
     """The toolchain that keeps a target from building here, and why; None if it can build."""
-    for name in (EXPORT_TOOLCHAIN, t.toolchain):
+    needed = (EXPORT_TOOLCHAIN, CALIBRATION_TOOLCHAIN, t.toolchain) if t.needs_calibration else (EXPORT_TOOLCHAIN, t.toolchain)
+    for name in needed:
         s = status(name, layout.root)
         if s is not Status.READY:
             return name, s

@@ -20,7 +20,7 @@ import yaml
 from . import catalog
 from .errors import InvalidRecipes, UsageError
 from .paths import Layout
-from .plan import EXPORT_TOOLCHAIN
+from .plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN
 from .recipe import Recipe, Target
 from .toolchains import TOOLCHAINS
 
@@ -55,6 +55,8 @@ def runner_labels(layout: Layout) -> dict[str, str]:
 def touches(recipe: Recipe, target: Target, changed: list[str]) -> bool:
     """Pure: does a change to these paths affect this cell?"""
     mine = (f"recipes/{recipe.name}.yaml", f"docker/{target.toolchain}/", f"docker/{EXPORT_TOOLCHAIN}/")
+    if target.needs_calibration:
+        mine += (f"docker/{CALIBRATION_TOOLCHAIN}/",)
     return any(path.startswith(prefix) for path in changed for prefix in mine + GLOBAL_PATHS)
 
 

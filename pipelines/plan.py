@@ -17,6 +17,8 @@ from .mmpose_configs import config_1x
 from .recipe import Recipe, Target
 
 EXPORT_TOOLCHAIN = "mmpose"
+CALIBRATION_TOOLCHAIN = "calibration"
+HELD_OUT = 16  # images after the calibration set, kept apart for accuracy gates
 
 
 def frontend(target: Target) -> str:
@@ -63,6 +65,13 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
         sid = export_step_id(recipe, b)
         steps[sid] = Step(sid, EXPORT_TOOLCHAIN, params, f"{recipe.name}/export (batch {b})",
                           blobs=(("checkpoint", checkpoint_sha256),), timeout=3 * 3600)
+    calibration_id = f"{recipe.name}/calibration"
+    if calibration_sha256 and recipe.calibration and any(t.needs_calibration for t in wanted):
+        c = recipe.calibration
+        steps[calibration_id] = Step(
+            calibration_id, CALIBRATION_TOOLCHAIN, {"select": c.select, "count": c.count, "held_out": HELD_OUT},
+            f"{recipe.name}/calibration", blobs=(("archive", calibration_sha256),),
+        )
     for t in wanted:
         sid = compile_step_id(recipe, t)
         params = {"stage": "compile", "target": t.id, "output": t.output, "settings": _plain(t.params)}
@@ -71,11 +80,10 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
             steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/combine", deps=deps)
             continue
         params.update(_model_facts(recipe, batch(t)), frontend=frontend(t))
-        blobs = (("calibration", calibration_sha256),) if t.needs_calibration and calibration_sha256 else ()
-        if t.needs_calibration and recipe.calibration:
-            params["calibration"] = {"select": recipe.calibration.select, "count": recipe.calibration.count}
-        steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile",
-                          deps=(("model", export_step_id(recipe, batch(t))),), blobs=blobs, timeout=6 * 3600)
+        deps = [("model", export_step_id(recipe, batch(t)))]
+        if t.needs_calibration and calibration_id in steps:
+            deps.append(("calibration", calibration_id))  # /in/calibration/{list.json,images/}
+        steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile", deps=tuple(deps), timeout=6 * 3600)
     return list(steps.values())
 
 

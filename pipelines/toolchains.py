@@ -28,6 +28,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
     t.name: t
     for t in (
         Toolchain("mmpose", "open", "OpenMMLab", "MMPose 1.x export to TorchScript and ONNX", "ubuntu-latest"),
+        Toolchain("calibration", "open", "posepipe", "Calibration image sets picked from fetched archives", "ubuntu-latest"),
         Toolchain("onnxruntime", "open", "Microsoft", "ONNX Runtime FP32 and static INT8 (QDQ)", "ubuntu-latest"),
         Toolchain("drpai_tvm", "vendor", "Renesas", "DRP-AI TVM for RZ/V (deploy.so/.params/.json)", "drpai-tvm"),
         Toolchain("sophgo_nntc", "vendor", "Sophgo", "BMNNSDK2 NNTC for BM1684 / SE5 (.bmodel)", "bmnnsdk2"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -25,7 +24,18 @@ from .conftest import TEST_TOOLCHAINS
 from .httpserver import LoopbackServer, Route
 
 CHECKPOINT = b"not a real checkpoint: bytes served to exercise fetch-by-hash\n" * 100
-ARCHIVE = b"PK\x05\x06" + b"\x00" * 18  # an empty zip
+def _archive() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(300):
+            z.writestr(f"val2017/{i:012d}.jpg", b"stand-in image %d" % i)
+    return buf.getvalue()
+
+
+ARCHIVE = _archive()
 
 
 @pytest.fixture
@@ -41,6 +51,7 @@ def checkout(tmp_path, server) -> Layout:
     shutil.copytree(REPO_ROOT / "docker" / "base", root / "docker" / "base")
     for name in ("mmpose", "onnxruntime"):
         shutil.copytree(TEST_TOOLCHAINS / "standin", root / "docker" / name)
+    shutil.copytree(REPO_ROOT / "docker" / "calibration", root / "docker" / "calibration")
     ckpt_url = server.add("/deeppose_test_checkpoint.pth", Route(CHECKPOINT))
     cal_url = server.add("/val2017.zip", Route(ARCHIVE))
     text = (REPO_ROOT / "recipes" / "face_deeppose.yaml").read_text()
@@ -73,9 +84,10 @@ def test_build_places_ready_targets_and_reports_the_rest(checkout, capsys):
     assert record["standin"] == "contract-test"
     assert record["params"]["settings"]["calibration_method"] == "minmax"
     assert record["params"]["input"] == {"name": "input0", "shape": [1, 3, 256, 256]}
-    assert set(record["inputs"]) == {"calibration", "model/model.onnx", "model/model.pt"}
+    assert {"calibration/list.json", "model/model.onnx", "model/model.pt"} <= set(record["inputs"])
+    assert len([i for i in record["inputs"] if i.startswith("calibration/images/")]) == 200 + 16
     assert not (art / "drpai").exists()
-    assert "3 step(s) ran, 0 from the cache" in last_summary(capsys)
+    assert "4 step(s) ran, 0 from the cache" in last_summary(capsys)  # export, calibration, two targets
 
     # nothing changed: no container starts
     build(checkout, BuildRequest("face_deeppose", target="ort_fp32", progress=False))
@@ -84,7 +96,7 @@ def test_build_places_ready_targets_and_reports_the_rest(checkout, capsys):
     # a field only ort_int8 reads reruns only ort_int8
     edit(checkout, "calibration_method: minmax", "calibration_method: entropy")
     build(checkout, BuildRequest("face_deeppose", target="ort_int8", progress=False))
-    assert "1 step(s) ran, 1 from the cache" in last_summary(capsys)
+    assert "1 step(s) ran, 2 from the cache" in last_summary(capsys)
 
     # a field the export reads reruns the export and what follows it
     edit(checkout, "opset: 11", "opset: 13")
@@ -97,14 +109,16 @@ def test_plan_shares_exports_by_batch_and_adds_combined_targets():
     steps = {s.id: s for s in plan(r, (r.target("bm1684_int8_b1b4"), r.target("ort_fp32")), "c" * 64, "d" * 64)}
     assert set(steps) == {
         "hrnet_sophon/export@b1", "hrnet_sophon/export@b4", "hrnet_sophon/bm1684_int8_b1",
-        "hrnet_sophon/bm1684_int8_b4", "hrnet_sophon/bm1684_int8_b1b4", "hrnet_sophon/ort_fp32",
+        "hrnet_sophon/bm1684_int8_b4", "hrnet_sophon/bm1684_int8_b1b4", "hrnet_sophon/ort_fp32", "hrnet_sophon/calibration",
     }
     assert steps["hrnet_sophon/export@b4"].params["input"]["shape"] == [4, 3, 256, 192]
     assert steps["hrnet_sophon/bm1684_int8_b1b4"].deps == (
         ("bm1684_int8_b1", "hrnet_sophon/bm1684_int8_b1"), ("bm1684_int8_b4", "hrnet_sophon/bm1684_int8_b4"),
     )
-    assert steps["hrnet_sophon/bm1684_int8_b4"].blobs == (("calibration", "d" * 64),)
-    assert steps["hrnet_sophon/ort_fp32"].blobs == ()
+    assert ("calibration", "hrnet_sophon/calibration") in steps["hrnet_sophon/bm1684_int8_b4"].deps
+    assert steps["hrnet_sophon/calibration"].blobs == (("archive", "d" * 64),)
+    assert steps["hrnet_sophon/calibration"].params == {"select": "val2017/*.jpg", "count": 200, "held_out": 16}
+    assert steps["hrnet_sophon/ort_fp32"].deps == (("model", "hrnet_sophon/export@b1"),)
 
 
 def test_export_writes_both_formats():

@@ -71,7 +71,7 @@ def server():
 def checkout(tmp_path_factory) -> Layout:
     root = tmp_path_factory.mktemp("checkout")
     (root / "recipes").mkdir()
-    for name in ("base", "mmpose", "onnxruntime"):
+    for name in ("base", "mmpose", "onnxruntime", "calibration"):
         shutil.copytree(REPO_ROOT / "docker" / name, root / "docker" / name)
     return Layout(root, SHARED_STORE)
 

@@ -23,28 +23,38 @@ PARAMS = {
     "input": {"name": "input", "shape": [1, 3, 64, 64]},
     "outputs": [{"name": "heatmaps", "shape": [1, 3, 16, 16]}],
     "normalization": {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "channel_order": "RGB"},
-    "calibration": {"select": "scenes/*.png", "count": 24},
     "settings": {"quantize": "int8", "calibration_method": "minmax", "per_channel": True,
                  "activation_type": "uint8", "max_keypoint_error_px": 1.0},
 }
 
 
-def quantize(scenes: Path, archive: str, work: Path) -> tuple[int, dict | None, str]:
+def run_toolchain(name: str, params: dict, inputs: list[Mount], work: Path) -> tuple[int, Path]:
+    """One container of a real toolchain, the way the engine runs it."""
     driver = DockerDriver.from_env()
-    image = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(load_toolchain(REPO_ROOT / "docker", "onnxruntime"))
+    spec = load_toolchain(REPO_ROOT / "docker", name)
+    image = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(spec)
     out = work / "out"
     out.mkdir(parents=True)
     if os.geteuid() == 0:
         os.chown(out, 1000, 1000)
-    (work / "params.json").write_text(json.dumps(PARAMS))
+    (work / "params.json").write_text(json.dumps(params))
     res = driver.run(
-        image=image, command=["/opt/venv/bin/python", "/opt/posepipe/compile.py"],
-        mounts=[Mount(work / "params.json", "/in/params.json"), Mount(scenes / "model", "/in/model"),
-                Mount(scenes / archive, "/in/calibration"), Mount(out, "/out", False)],
-        env={}, label="test/quantize", log_path=work / "log", on_line=lambda line: None, timeout=900,
+        image=image, command=list(spec.command),
+        mounts=[Mount(work / "params.json", "/in/params.json"), *inputs, Mount(out, "/out", False)],
+        env={}, label=f"test/{name}", log_path=work / "log", on_line=lambda line: None, timeout=900,
     )
+    return res.exit_code, out
+
+
+def quantize(scenes: Path, archive: str, work: Path) -> tuple[int, dict | None, str]:
+    """The calibration step on ``archive``, then the ort_int8 compile; (exit code, report, log)."""
+    code, calibration = run_toolchain("calibration", {"select": "scenes/*.png", "count": 24, "held_out": 16},
+                                      [Mount(scenes / archive, "/in/archive")], work / "calibration")
+    assert code == 0, (work / "calibration" / "log").read_text()
+    code, out = run_toolchain("onnxruntime", PARAMS, [Mount(scenes / "model", "/in/model"), Mount(calibration, "/in/calibration")],
+                              work / "quantize")
     report = out / "tiny_int8" / "report.json"
-    return res.exit_code, json.loads(report.read_text()) if report.exists() else None, (work / "log").read_text()
+    return code, json.loads(report.read_text()) if report.exists() else None, (work / "quantize" / "log").read_text()
 
 
 def test_trained_model_has_real_peaks(scenes):

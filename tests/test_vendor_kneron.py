@@ -41,7 +41,7 @@ def built(tmp_path, monkeypatch) -> Layout:
     image = standin_vendor_image(TEST_TOOLCHAINS / "kneron_standin", base=ort)
     root = tmp_path / "repo"
     (root / "recipes").mkdir(parents=True)
-    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("kneron", REPO_ROOT / "docker" / "kneron"),
+    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("calibration", REPO_ROOT / "docker" / "calibration"), ("kneron", REPO_ROOT / "docker" / "kneron"),
                       ("mmpose", TEST_TOOLCHAINS / "standin")):
         shutil.copytree(src, root / "docker" / name)
     (tmp_path / "vendor.yaml").write_text(f"kneron:\n  image:\n    ref: {image}\n  contract_test: true\n")
@@ -58,6 +58,7 @@ def built(tmp_path, monkeypatch) -> Layout:
         text = text.replace("sha256: 6bace359", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
         text = text.replace("http://images.cocodataset.org/zips/val2017.zip", server.add("/val2017.zip", Route(cal)))
         text = text.replace("sha256: unpinned", f"sha256: {hashlib.sha256(cal).hexdigest()}")
+        text = text.replace("count: 100", "count: 3")  # the archive holds three images
         (root / "recipes" / "litehrnet.yaml").write_text(text)
         lay = Layout(root, tmp_path / "store")
         with pytest.raises(NotImplementedYet, match="ort_fp32"):  # no ONNX Runtime stage in this checkout

@@ -26,7 +26,7 @@ def built(tmp_path, monkeypatch) -> Layout:
     image = standin_vendor_image(TEST_TOOLCHAINS / "sophgo_standin")
     root = tmp_path / "repo"
     (root / "recipes").mkdir(parents=True)
-    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("sophgo_nntc", REPO_ROOT / "docker" / "sophgo_nntc"),
+    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("calibration", REPO_ROOT / "docker" / "calibration"), ("sophgo_nntc", REPO_ROOT / "docker" / "sophgo_nntc"),
                       ("mmpose", TEST_TOOLCHAINS / "standin")):
         shutil.copytree(src, root / "docker" / name)
     (tmp_path / "vendor.yaml").write_text(f"sophgo_nntc:\n  image:\n    ref: {image}\n  contract_test: true\n")
@@ -43,6 +43,7 @@ def built(tmp_path, monkeypatch) -> Layout:
         text = text.replace("sha256: c78dce93", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
         text = text.replace("http://images.cocodataset.org/zips/val2017.zip", server.add("/val2017.zip", Route(cal)))
         text = text.replace("sha256: unpinned", f"sha256: {hashlib.sha256(cal).hexdigest()}")
+        text = text.replace("count: 200", "count: 3")  # the archive holds three images
         (root / "recipes" / "hrnet_sophon.yaml").write_text(text)
         lay = Layout(root, tmp_path / "store")
         with pytest.raises(NotImplementedYet, match="ort_fp32"):  # its ONNX Runtime targets are not in this checkout
@@ -74,7 +75,7 @@ def test_int8_calibrates_with_the_recipes_images_and_normalisation(built):
         "resize_h=256,resize_w=192;mean_value=103.53:116.28:123.675,scale=0.017429194:0.017507003:0.017124754,bgr2rgb=True"
     )
     assert opt["--input_shapes"] == "[1,3,256,192]" and call["calibration_files"] == ["000000.jpg", "000001.jpg", "000002.jpg"]
-    assert "--cali_iterations=200" in argv and "--target=BM1684" in argv
+    assert "--cali_iterations=3" in argv and "--target=BM1684" in argv
     assert "--convert_bmodel_cmd_opt=-outdir=/tmp/sophgo/out --target=BM1684 -opt=2 -v=4" in argv
 
 

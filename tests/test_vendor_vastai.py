@@ -34,7 +34,7 @@ def checkout(tmp_path, monkeypatch):
     image = standin_vendor_image(TEST_TOOLCHAINS / "vastai_standin")
     root = tmp_path / "repo"
     (root / "recipes").mkdir(parents=True)
-    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("vastai_vamc", REPO_ROOT / "docker" / "vastai_vamc"),
+    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("calibration", REPO_ROOT / "docker" / "calibration"), ("vastai_vamc", REPO_ROOT / "docker" / "vastai_vamc"),
                       ("mmpose", TEST_TOOLCHAINS / "standin")):
         shutil.copytree(src, root / "docker" / name)
     (tmp_path / "vendor.yaml").write_text(f"vastai_vamc:\n  image:\n    ref: {image}\n  contract_test: true\n")
@@ -47,6 +47,7 @@ def checkout(tmp_path, monkeypatch):
         text = text.replace("sha256: bcb8c247", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
         text = text.replace("http://images.cocodataset.org/zips/val2017.zip", server.add("/val2017.zip", Route(cal)))
         text = text.replace("sha256: unpinned", f"sha256: {hashlib.sha256(cal).hexdigest()}")
+        text = text.replace("count: 200", "count: 3")  # the archive holds three images
         (root / "recipes" / "hrnet_pose_ae.yaml").write_text(text)
         yield Layout(root, tmp_path / "store")
 
@@ -72,7 +73,7 @@ def test_int8_build_yaml_matches_the_seed(checkout):
     assert ops[1] == {"type": "Resize", "size": [512, -1], "adaptive_side": "long"}
     assert ops[3]["div255"] is True
     assert ops[3]["mean"] == pytest.approx([0.485, 0.456, 0.406]) and ops[3]["std"] == pytest.approx([0.229, 0.224, 0.225])
-    assert config["dataset"]["sampler"] == {"suffix": "jpg", "get_data_num": 200}
+    assert config["dataset"]["sampler"] == {"suffix": "jpg", "get_data_num": 3}
     out = checkout.artifacts / "hrnet_pose_ae" / "vastai_int8" / "hrnet_pose-int8-kl_divergence-512-vacc"
     assert {p.name for p in out.iterdir()} == {"hrnet_pose.so", "hrnet_pose.json", "hrnet_pose.params", "build.yaml"}
     assert json.loads((out.parent / "manifest.json").read_text())["label"] == "contract-test"

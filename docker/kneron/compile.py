@@ -5,17 +5,14 @@ the seed's removed pytorch2onnx.py) -> ktc.ModelConfig(id, version, platform) ->
 analysis with the recipe's calibration images, preprocessed with the recipe's normalisation
 (NCHW, as ktc takes them since v0.21) -> .bie -> ktc.compile -> .nef, then the E2E simulator
 compares the .nef with the float model on a calibration image.
-Inputs: /in/params.json, /in/model/model.onnx, /in/calibration. Output: /out/<output>/.
+Inputs: /in/params.json, /in/model/model.onnx, /in/calibration/ (list.json, images/). Output: /out/<output>/.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import io
 import json
 import shutil
-import sys
-import zipfile
 from pathlib import Path
 
 import ktc
@@ -29,19 +26,11 @@ OUT = Path("/out") / PARAMS["output"]
 FLOW = Path("/tmp/kneron_flow")
 
 
-def fail(message: str) -> None:
-    print(f"kneron step failed: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
-
-
 def calibration_inputs() -> list[np.ndarray]:
     _, _, h, w = PARAMS["input"]["shape"]
     n = PARAMS["normalization"]
-    with zipfile.ZipFile("/in/calibration") as z:
-        names = sorted(m for m in z.namelist() if fnmatch.fnmatch(m, PARAMS["calibration"]["select"]))
-        data = [z.read(m) for m in names[: PARAMS["calibration"]["count"]]]
-    if not data:
-        fail("the calibration archive has no image matching the recipe's select pattern")
+    listing = json.loads(Path("/in/calibration/list.json").read_text())
+    data = [(Path("/in/calibration") / e["file"]).read_bytes() for e in listing["calibration"]]
     out = []
     for d in data:
         x = np.asarray(Image.open(io.BytesIO(d)).convert("RGB").resize((w, h), Image.BILINEAR), np.float32)

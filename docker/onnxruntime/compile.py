@@ -1,7 +1,7 @@
 """ONNX Runtime targets: a graph-optimised FP32 model, or a static QDQ INT8 model with an accuracy gate.
 
 Inputs: /in/params.json, /in/model/ (the export step: model.onnx, export.json, decode.json) and,
-for INT8, /in/calibration (a zip of images). Output: /out/<output>/ with model.onnx,
+for INT8, /in/calibration/ (the calibration step: list.json and images/). Output: /out/<output>/ with model.onnx,
 decode.json and report.json (what was done and what was measured).
 
 FP32 is saved as .onnx, not .ort: an .onnx file runs on any ONNX Runtime build a board has
@@ -11,12 +11,10 @@ EXTENDED, not ALL: level ALL adds layout transforms specific to the machine that
 
 from __future__ import annotations
 
-import fnmatch
 import io
 import json
 import shutil
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +52,6 @@ def optimise(src: Path, dst: Path) -> None:
 
 
 # ------------------------------------------------------------------ images
-
-
-def archive_images(path: Path) -> list[tuple[str, bytes]]:
-    """Members of the calibration zip matching the recipe's glob, sorted by name."""
-    with zipfile.ZipFile(path) as z:
-        names = sorted(n for n in z.namelist() if fnmatch.fnmatch(n, PARAMS["calibration"]["select"]))
-        return [(n, z.read(n)) for n in names]
 
 
 def preprocess(data: bytes) -> np.ndarray:
@@ -163,12 +154,12 @@ def main() -> None:
         float(np.abs(a - b).max()) for a, b in zip(raw.run(None, {name: probe}), opt.run(None, {name: probe}))
     )
     if SETTINGS["quantize"] == "int8":
-        images = archive_images(Path("/in/calibration"))
-        count = PARAMS["calibration"]["count"]
-        if len(images) < count + HELD_OUT:
-            fail(f"calibration archive has {len(images)} matching images; need {count} + {HELD_OUT} held out")
-        calib = batches([preprocess(d) for _, d in images[:count]])
-        held = batches([preprocess(d) for _, d in images[count : count + HELD_OUT]])
+        listing = json.loads(Path("/in/calibration/list.json").read_text())
+        if len(listing["held_out"]) < HELD_OUT:
+            fail(f"the calibration archive leaves {len(listing['held_out'])} held-out image(s) after the calibration set; the gate needs {HELD_OUT}")
+        read = lambda entries: [preprocess((Path("/in/calibration") / e["file"]).read_bytes()) for e in entries]  # noqa: E731
+        calib = batches(read(listing["calibration"]))
+        held = batches(read(listing["held_out"][:HELD_OUT]))
         exclude = list(SETTINGS.get("exclude_nodes", []))
         # Quantize the export itself (after ORT's recommended shape inference and basic
         # optimisation), not the EXTENDED-optimised FP32 file whose fused contrib ops it cannot type.
@@ -189,7 +180,8 @@ def main() -> None:
         reference = [opt.run(None, {name: x}) for x in held]
         candidate = [q.run(None, {name: x}) for x in held]
         report["accuracy_int8_vs_fp32"] = agreement(reference, candidate)
-        report["calibration"] = {"images": count, "held_out": HELD_OUT, "first": images[0][0], "last": images[count - 1][0]}
+        report["calibration"] = {"images": len(listing["calibration"]), "held_out": HELD_OUT,
+                                 "first": listing["calibration"][0]["member"], "last": listing["calibration"][-1]["member"]}
         report["fp32_nodes"] = exclude
         problems = gate(report["accuracy_int8_vs_fp32"])
     else:

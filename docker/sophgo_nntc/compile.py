@@ -6,7 +6,7 @@
   --cali_image_path DIR --cali_image_preprocess 'resize_h=H,resize_w=W;mean_value=..,scale=..,bgr2rgb=True'
   --input_shapes [N,3,H,W] --cali_iterations=COUNT --target=BM1684
   --convert_bmodel_cmd_opt='-outdir=OUT --target=BM1684 -opt=2 -v=4'
-  The calibration images are the recipe's (select, first count); mean and scale are the recipe's
+  The calibration images are the recipe's calibration set (/in/calibration); mean and scale are the recipe's
   normalisation, listed in the decoded image's BGR channel order as Sophgo's own scripts do.
 - combine: bm_model.bin --combine A.bmodel B.bmodel -o compilation.bmodel (batch 1 + 4 in one file)
 Every bmodel's `bm_model.bin --info` is kept as bmodel_info.txt.
@@ -15,12 +15,10 @@ Output: /out/<output>/compilation.bmodel + bmodel_info.txt.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 PARAMS = json.loads(Path("/in/params.json").read_text())
@@ -43,12 +41,12 @@ def run(argv: list[str], what: str) -> None:
 
 
 def calibration_images() -> Path:
+    """The calibration set (not the held-out images) in a folder of its own, for the vendor tool."""
+    listing = json.loads(Path("/in/calibration/list.json").read_text())
     folder = WORK / "calibration"
     folder.mkdir()
-    with zipfile.ZipFile("/in/calibration") as z:
-        names = sorted(n for n in z.namelist() if fnmatch.fnmatch(n, PARAMS["calibration"]["select"]))
-        for i, n in enumerate(names[: PARAMS["calibration"]["count"]]):
-            (folder / f"{i:06d}{Path(n).suffix}").write_bytes(z.read(n))
+    for entry in listing["calibration"]:
+        shutil.copyfile(Path("/in/calibration") / entry["file"], folder / Path(entry["file"]).name)
     return folder
 
 
@@ -69,9 +67,10 @@ def compile_one(model: str, built: Path) -> Path:
         run(["python3", "-m", "bmneto", f"--model={model}", f"--shapes=[{json.dumps(shape).replace(' ', '')}]",
              "--target=BM1684", f"--outdir={built}", f"--net_name={NET}", "--opt=2", "--dyn=false", "--cmp=true"], "bmneto")
     else:
+        images = calibration_images()
         run(["python3", "-m", "ufw.cali.cali_model", "--net_name", NET, "--model", model,
-             "--cali_image_path", str(calibration_images()), "--cali_image_preprocess", preprocess_option(),
-             "--input_shapes", json.dumps(shape).replace(" ", ""), f"--cali_iterations={PARAMS['calibration']['count']}",
+             "--cali_image_path", str(images), "--cali_image_preprocess", preprocess_option(),
+             "--input_shapes", json.dumps(shape).replace(" ", ""), f"--cali_iterations={len(list(images.iterdir()))}",
              "--target=BM1684", f"--convert_bmodel_cmd_opt=-outdir={built} --target=BM1684 -opt=2 -v=4"], "ufw.cali.cali_model")
     found = sorted(WORK.rglob("compilation.bmodel"))  # the auto-cali tool may nest it under <net>_batch<N>/
     if len(found) != 1:

@@ -5,17 +5,15 @@ and shape, the ONNX checkpoint), backend tvm_vacc with dtype fp16|int8 (int8: ca
 quantize_per_channel and a dataset with the preprocessing ops), workspace. The dataset's
 Normalize uses the recipe's normalisation, not a copied constant. The output suite is found by
 its files (the seed's README and yaml disagree on where it lands) and copied to /out/<output>/.
-Inputs: /in/params.json, /in/model/model.onnx, /in/calibration (int8). Output: /out/<output>/.
+Inputs: /in/params.json, /in/model/model.onnx, /in/calibration/ (int8: list.json, images/). Output: /out/<output>/.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 PARAMS = json.loads(Path("/in/params.json").read_text())
@@ -30,16 +28,14 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def calibration_images() -> tuple[Path, str]:
+def calibration_images() -> Path:
+    """The calibration set (not the held-out images) in a folder of its own, for the vendor tool."""
+    listing = json.loads(Path("/in/calibration/list.json").read_text())
     folder = Path("/tmp/calibration")
     folder.mkdir()
-    with zipfile.ZipFile("/in/calibration") as z:
-        names = sorted(n for n in z.namelist() if fnmatch.fnmatch(n, PARAMS["calibration"]["select"]))
-        for i, n in enumerate(names[: PARAMS["calibration"]["count"]]):
-            (folder / f"{i:06d}{Path(n).suffix}").write_bytes(z.read(n))
-    if not names:
-        fail("the calibration archive has no image matching the recipe's select pattern")
-    return folder, Path(names[0]).suffix.lstrip(".")
+    for entry in listing["calibration"]:
+        shutil.copyfile(Path("/in/calibration") / entry["file"], folder / Path(entry["file"]).name)
+    return folder
 
 
 def q(value) -> str:
@@ -62,7 +58,9 @@ def build_yaml() -> str:
         f"    cluster_mode: {S.get('cluster_mode', 0)}",
     ]
     if S["dtype"] == "int8":
-        folder, suffix = calibration_images()
+        folder = calibration_images()
+        files = sorted(folder.iterdir())
+        suffix = files[0].suffix.lstrip(".")
         n = PARAMS["normalization"]
         mean, std = [m / 255 for m in n["mean"]], [s / 255 for s in n["std"]]
         lines += [
@@ -73,7 +71,7 @@ def build_yaml() -> str:
             f"  path: {folder}",
             "  sampler:",
             f"    suffix: {suffix}",
-            f"    get_data_num: {PARAMS['calibration']['count']}",
+            f"    get_data_num: {len(files)}",
             "  process_ops:",
             "    - type: DecodeImage",
             "    - type: Resize",

@@ -1,0 +1,48 @@
+"""Pick a recipe's calibration images out of the fetched archive, once for all INT8 targets.
+
+Members matching the recipe's glob are sorted by name; the first `count` are the calibration
+set and the next `held_out` are kept apart for accuracy gates. They are written as
+/out/images/<index><suffix> with /out/list.json naming each one's source member and sha256, so
+every toolchain reads the same images in the same order and a manifest can say which they were.
+Inputs: /in/params.json, /in/archive (zip or tar). Output: /out/images/, /out/list.json.
+"""
+
+import fnmatch
+import hashlib
+import json
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+params = json.loads(Path("/in/params.json").read_text())
+archive = Path("/in/archive")
+
+
+def members():
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for name in sorted(z.namelist()):
+                if fnmatch.fnmatch(name, params["select"]):
+                    yield name, z.read(name)
+    else:
+        with tarfile.open(archive) as t:
+            for m in sorted((m for m in t.getmembers() if m.isfile()), key=lambda m: m.name):
+                if fnmatch.fnmatch(m.name, params["select"]):
+                    yield m.name, t.extractfile(m).read()
+
+
+want = params["count"] + params["held_out"]
+picked = []
+(Path("/out") / "images").mkdir()
+for i, (name, data) in enumerate(members()):
+    if i == want:
+        break
+    local = f"images/{i:06d}{Path(name).suffix.lower()}"
+    (Path("/out") / local).write_bytes(data)
+    picked.append({"file": local, "member": name, "sha256": hashlib.sha256(data).hexdigest()})
+if len(picked) < params["count"]:
+    sys.exit(f"the archive has {len(picked)} member(s) matching {params['select']!r}; the recipe needs {params['count']}")
+listing = {"select": params["select"], "calibration": picked[: params["count"]], "held_out": picked[params["count"]:]}
+(Path("/out") / "list.json").write_text(json.dumps(listing, indent=1) + "\n")
+print(f"calibration: {len(listing['calibration'])} image(s), {len(listing['held_out'])} held out", flush=True)
