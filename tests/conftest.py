@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import os
+import re
+import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -60,3 +66,40 @@ def standin_vendor_image(folder: Path, base: str | None = None) -> str:
     digest = hashlib.sha256(json.dumps([tree_manifest(folder), base], sort_keys=True).encode()).hexdigest()[:16]
     tag = f"posepipe/{folder.name.replace('_', '-')}:{digest}"
     return driver.image_id(tag) or driver.build(folder, tag, {"BASE_IMAGE": base}, lambda line: None)
+
+
+@contextlib.contextmanager
+def vendor_checkout(tmp_path: Path, monkeypatch, toolchain: str, image: str, recipes: list[str], archive: bytes, count: int):
+    """A checkout for a vendor stage's contract tests: the real stage, the stand-in vendor image
+    provisioned (labelled contract-test), the export stand-in, and the recipes' checkpoint and
+    calibration archive served over loopback with a calibration count the archive can meet."""
+    from pipelines.paths import Layout
+
+    from .httpserver import LoopbackServer, Route
+
+    root = tmp_path / "repo"
+    (root / "recipes").mkdir(parents=True)
+    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("calibration", REPO_ROOT / "docker" / "calibration"),
+                      (toolchain, REPO_ROOT / "docker" / toolchain), ("mmpose", TEST_TOOLCHAINS / "standin")):
+        shutil.copytree(src, root / "docker" / name)
+    (tmp_path / "vendor.yaml").write_text(f"{toolchain}:\n  image:\n    ref: {image}\n  contract_test: true\n")
+    monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(tmp_path / "vendor.yaml"))
+    checkpoint = b"stand-in checkpoint\n"
+    with LoopbackServer() as server:
+        ckpt_url, cal_url = server.add("/ckpt.pth", Route(checkpoint)), server.add("/calibration.zip", Route(archive))
+        for recipe in recipes:
+            text = (REPO_ROOT / "recipes" / f"{recipe}.yaml").read_text()
+            text = re.sub(r"url: https://download\.openmmlab\.com\S+\n(\s+)sha256: \S+",
+                          lambda m: f"url: {ckpt_url}\n{m[1]}sha256: {hashlib.sha256(checkpoint).hexdigest()}", text)
+            text = re.sub(r"url: http://images\.cocodataset\.org\S+\n(\s+)sha256: \S+",
+                          lambda m: f"url: {cal_url}\n{m[1]}sha256: {hashlib.sha256(archive).hexdigest()}", text)
+            (root / "recipes" / f"{recipe}.yaml").write_text(re.sub(r"count: \d+", f"count: {count}", text))
+        yield Layout(root, tmp_path / "store")
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()

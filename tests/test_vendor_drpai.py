@@ -8,23 +8,19 @@ produce is labelled contract-test and refused by publish.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 
 import pytest
 
 from pipelines import catalog
 from pipelines.building import BuildRequest, build
 from pipelines.errors import IntegrityError, ToolchainNotProvisioned
-from pipelines.paths import REPO_ROOT, Layout
+from pipelines.paths import Layout
 from pipelines.publishing import publish
 
-from .conftest import TEST_TOOLCHAINS, standin_vendor_image
-from .httpserver import LoopbackServer, Route
+from .conftest import TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-CHECKPOINT = b"stand-in checkpoint bytes\n"
 PREPROCESS_FILES = {"aimac_desc.bin", "drp_desc.bin", "drp_param.bin", "drp_param_info.txt", "pp_drpcfg.mem", "pp_weight.dat", "pp_addrmap_intm.txt"}
 
 
@@ -35,23 +31,9 @@ def standin_image() -> str:
 
 @pytest.fixture
 def checkout(tmp_path, standin_image, monkeypatch):
-    root = tmp_path / "repo"
-    (root / "recipes").mkdir(parents=True)
-    shutil.copytree(REPO_ROOT / "docker" / "base", root / "docker" / "base")
-    shutil.copytree(REPO_ROOT / "docker" / "drpai_tvm", root / "docker" / "drpai_tvm")
-    shutil.copytree(TEST_TOOLCHAINS / "standin", root / "docker" / "mmpose")
-    vendor = tmp_path / "vendor.yaml"
-    vendor.write_text(f"drpai_tvm:\n  image:\n    ref: {standin_image}\n  contract_test: true\n")
-    monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(vendor))
-    with LoopbackServer() as server:
-        url = server.add("/ckpt.pth", Route(CHECKPOINT))
-        for name in ("face_deeppose", "hand_hrnetv2"):
-            text = (REPO_ROOT / "recipes" / f"{name}.yaml").read_text()
-            old_url = next(line.split("url: ")[1] for line in text.splitlines() if "download.openmmlab.com" in line)
-            prefix = next(line.split("sha256: ")[1] for line in text.splitlines() if line.strip().startswith("sha256: ") and len(line.split("sha256: ")[1]) == 8)
-            text = text.replace(old_url, url).replace(f"sha256: {prefix}", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
-            (root / "recipes" / f"{name}.yaml").write_text(text)
-        yield Layout(root, tmp_path / "store")
+    archive = zip_of({f"val2017/{i:012d}.jpg": b"stand-in" for i in range(3)})
+    with vendor_checkout(tmp_path, monkeypatch, "drpai_tvm", standin_image, ["face_deeppose", "hand_hrnetv2"], archive, 3) as lay:
+        yield lay
 
 
 def calls(lay: Layout, recipe: str, target: str) -> list[dict]:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import shutil
 import struct
-import zipfile
 import zlib
 
 import pytest
@@ -18,13 +14,9 @@ from pipelines.errors import NotImplementedYet
 from pipelines.images import ImageBuilder, load_toolchain
 from pipelines.paths import REPO_ROOT, Layout
 
-from .conftest import SHARED_STORE, TEST_TOOLCHAINS, standin_vendor_image
-from .httpserver import LoopbackServer, Route
+from .conftest import SHARED_STORE, TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-CHECKPOINT = b"stand-in checkpoint\n"
-
-
 def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     """A solid-colour PNG, written by hand (no imaging library on the host)."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -34,33 +26,16 @@ def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
+# mean grey, white, black: the normalised calibration arrays must reflect the recipe's mean and std
+ARCHIVE = zip_of({f"val2017/{i:012d}.jpg": png(32, 24, c) for i, c in enumerate([(123, 116, 104), (255, 255, 255), (0, 0, 0)])})
+
+
 @pytest.fixture
 def built(tmp_path, monkeypatch) -> Layout:
     driver = DockerDriver.from_env()
     ort = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(load_toolchain(REPO_ROOT / "docker", "onnxruntime"))
     image = standin_vendor_image(TEST_TOOLCHAINS / "kneron_standin", base=ort)
-    root = tmp_path / "repo"
-    (root / "recipes").mkdir(parents=True)
-    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("calibration", REPO_ROOT / "docker" / "calibration"), ("kneron", REPO_ROOT / "docker" / "kneron"),
-                      ("mmpose", TEST_TOOLCHAINS / "standin")):
-        shutil.copytree(src, root / "docker" / name)
-    (tmp_path / "vendor.yaml").write_text(f"kneron:\n  image:\n    ref: {image}\n  contract_test: true\n")
-    monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(tmp_path / "vendor.yaml"))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for i, colour in enumerate([(123, 116, 104), (255, 255, 255), (0, 0, 0)]):  # mean grey, white, black
-            z.writestr(f"val2017/{i:012d}.jpg", png(32, 24, colour))
-    cal = buf.getvalue()
-    with LoopbackServer() as server:
-        text = (REPO_ROOT / "recipes" / "litehrnet.yaml").read_text()
-        text = text.replace("https://download.openmmlab.com/mmpose/top_down/litehrnet/litehrnet18_coco_256x192-6bace359_20211230.pth",
-                            server.add("/ckpt.pth", Route(CHECKPOINT)))
-        text = text.replace("sha256: 6bace359", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
-        text = text.replace("http://images.cocodataset.org/zips/val2017.zip", server.add("/val2017.zip", Route(cal)))
-        text = text.replace("sha256: unpinned", f"sha256: {hashlib.sha256(cal).hexdigest()}")
-        text = text.replace("count: 100", "count: 3")  # the archive holds three images
-        (root / "recipes" / "litehrnet.yaml").write_text(text)
-        lay = Layout(root, tmp_path / "store")
+    with vendor_checkout(tmp_path, monkeypatch, "kneron", image, ["litehrnet"], ARCHIVE, 3) as lay:
         with pytest.raises(NotImplementedYet, match="ort_fp32"):  # no ONNX Runtime stage in this checkout
             build(lay, BuildRequest("litehrnet", progress=False))
         yield lay

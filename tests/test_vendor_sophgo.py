@@ -2,50 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import shutil
-import zipfile
 
 import pytest
 
 from pipelines.building import BuildRequest, build
 from pipelines.errors import NotImplementedYet
-from pipelines.paths import REPO_ROOT, Layout
+from pipelines.paths import Layout
 
-from .conftest import TEST_TOOLCHAINS, standin_vendor_image
-from .httpserver import LoopbackServer, Route
+from .conftest import TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-CHECKPOINT = b"stand-in checkpoint\n"
+ARCHIVE = zip_of({f"val2017/{i:012d}.jpg": b"\xff\xd8 stand-in" for i in range(3)})
 
 
 @pytest.fixture
 def built(tmp_path, monkeypatch) -> Layout:
     image = standin_vendor_image(TEST_TOOLCHAINS / "sophgo_standin")
-    root = tmp_path / "repo"
-    (root / "recipes").mkdir(parents=True)
-    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("calibration", REPO_ROOT / "docker" / "calibration"), ("sophgo_nntc", REPO_ROOT / "docker" / "sophgo_nntc"),
-                      ("mmpose", TEST_TOOLCHAINS / "standin")):
-        shutil.copytree(src, root / "docker" / name)
-    (tmp_path / "vendor.yaml").write_text(f"sophgo_nntc:\n  image:\n    ref: {image}\n  contract_test: true\n")
-    monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(tmp_path / "vendor.yaml"))
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for i in range(3):
-            z.writestr(f"val2017/{i:012d}.jpg", b"\xff\xd8 stand-in")
-    cal = buf.getvalue()
-    with LoopbackServer() as server:
-        text = (REPO_ROOT / "recipes" / "hrnet_sophon.yaml").read_text()
-        text = text.replace("https://download.openmmlab.com/mmpose/top_down/hrnet/hrnet_w32_coco_256x192-c78dce93_20200708.pth",
-                            server.add("/ckpt.pth", Route(CHECKPOINT)))
-        text = text.replace("sha256: c78dce93", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
-        text = text.replace("http://images.cocodataset.org/zips/val2017.zip", server.add("/val2017.zip", Route(cal)))
-        text = text.replace("sha256: unpinned", f"sha256: {hashlib.sha256(cal).hexdigest()}")
-        text = text.replace("count: 200", "count: 3")  # the archive holds three images
-        (root / "recipes" / "hrnet_sophon.yaml").write_text(text)
-        lay = Layout(root, tmp_path / "store")
+    with vendor_checkout(tmp_path, monkeypatch, "sophgo_nntc", image, ["hrnet_sophon"], ARCHIVE, 3) as lay:
         with pytest.raises(NotImplementedYet, match="ort_fp32"):  # its ONNX Runtime targets are not in this checkout
             build(lay, BuildRequest("hrnet_sophon", progress=False))
         yield lay

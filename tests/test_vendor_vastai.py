@@ -2,54 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import shutil
-import zipfile
 
 import pytest
 import yaml
 
 from pipelines.building import BuildRequest, build
-from pipelines.paths import REPO_ROOT, Layout
+from pipelines.paths import Layout
 
-from .conftest import TEST_TOOLCHAINS, standin_vendor_image
-from .httpserver import LoopbackServer, Route
+from .conftest import TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-CHECKPOINT = b"stand-in checkpoint\n"
-
-
-def archive() -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for n in ("val2017/000000000139.jpg", "val2017/000000000285.jpg", "val2017/000000000632.jpg", "annotations/x.json"):
-            z.writestr(n, b"\xff\xd8 stand-in jpeg " + n.encode())
-    return buf.getvalue()
+ARCHIVE = zip_of({n: b"\xff\xd8 stand-in jpeg " + n.encode() for n in (
+    "val2017/000000000139.jpg", "val2017/000000000285.jpg", "val2017/000000000632.jpg", "annotations/x.json")})
 
 
 @pytest.fixture
 def checkout(tmp_path, monkeypatch):
     image = standin_vendor_image(TEST_TOOLCHAINS / "vastai_standin")
-    root = tmp_path / "repo"
-    (root / "recipes").mkdir(parents=True)
-    for name, src in (("base", REPO_ROOT / "docker" / "base"), ("calibration", REPO_ROOT / "docker" / "calibration"), ("vastai_vamc", REPO_ROOT / "docker" / "vastai_vamc"),
-                      ("mmpose", TEST_TOOLCHAINS / "standin")):
-        shutil.copytree(src, root / "docker" / name)
-    (tmp_path / "vendor.yaml").write_text(f"vastai_vamc:\n  image:\n    ref: {image}\n  contract_test: true\n")
-    monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(tmp_path / "vendor.yaml"))
-    cal = archive()
-    with LoopbackServer() as server:
-        text = (REPO_ROOT / "recipes" / "hrnet_pose_ae.yaml").read_text()
-        text = text.replace("https://download.openmmlab.com/mmpose/bottom_up/hrnet_w32_coco_512x512-bcb8c247_20200816.pth",
-                            server.add("/ckpt.pth", Route(CHECKPOINT)))
-        text = text.replace("sha256: bcb8c247", f"sha256: {hashlib.sha256(CHECKPOINT).hexdigest()}")
-        text = text.replace("http://images.cocodataset.org/zips/val2017.zip", server.add("/val2017.zip", Route(cal)))
-        text = text.replace("sha256: unpinned", f"sha256: {hashlib.sha256(cal).hexdigest()}")
-        text = text.replace("count: 200", "count: 3")  # the archive holds three images
-        (root / "recipes" / "hrnet_pose_ae.yaml").write_text(text)
-        yield Layout(root, tmp_path / "store")
+    with vendor_checkout(tmp_path, monkeypatch, "vastai_vamc", image, ["hrnet_pose_ae"], ARCHIVE, 3) as lay:
+        yield lay
 
 
 def the_call(lay: Layout, target: str) -> dict:
