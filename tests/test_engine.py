@@ -190,7 +190,7 @@ def test_kill_9_mid_step_leaves_no_entry_and_rerun_is_right(tmp_path, docker_dri
     assert read(res, "result.txt") == "done\n" and read(res, "part.txt") == "first half\n"
     assert not list((tmp_path / "steps" / ".tmp").iterdir())  # its staging folder was swept
     # the orphaned container was reaped by the rerun (checked by the autouse fixture too)
-    assert not docker_driver.api.containers(all=True, filters={"label": OWNER_LABEL})
+    assert not docker_driver.orphans()
 
 
 def test_two_concurrent_builds_run_the_step_once(tmp_path):
@@ -206,11 +206,16 @@ def test_two_concurrent_builds_run_the_step_once(tmp_path):
 def test_ctrl_c_removes_running_containers(tmp_path, docker_driver):
     proc = child(tmp_path, [Step("h", "probe", {"action": "hang"}, "test/h")])
     wait_for_line(proc, "probe: hanging")
-    assert docker_driver.api.containers(filters={"label": OWNER_LABEL})  # it is running now
+
+    def of_child():
+        return [c for c in docker_driver.api.containers(all=True, filters={"label": OWNER_LABEL})
+                if c["Labels"][OWNER_LABEL].split(":")[1] == str(proc.pid)]
+
+    assert of_child()  # it is running now
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode != 0
-    assert not docker_driver.api.containers(all=True, filters={"label": OWNER_LABEL})
+    assert not of_child()  # removed by the child itself on Ctrl-C, not reaped later
     assert make_engine(tmp_path).cache.keys() == []
 
 
