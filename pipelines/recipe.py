@@ -107,7 +107,7 @@ class Target:
     @property
     def needs_calibration(self) -> bool:
         p = self.params
-        return p.get("quantize") == "int8" or p.get("dtype") == "int8" or self.toolchain == "kneron"
+        return p.get("quantize") in ("int8", "INT8") or p.get("dtype") == "int8" or self.toolchain == "kneron"
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,7 @@ def _target_problems(t: dict[str, Any], ids: dict[str, int], data: dict[str, Any
                 yield ("combine", j), "a target cannot combine itself"
     if tc == "kneron" and data["export"]["opset"] > 11:
         yield ("toolchain",), "Kneron's converter takes opset-11 ONNX; set export.opset to 11"
-    needs_cal = t.get("quantize") == "int8" or t.get("dtype") == "int8" or tc == "kneron"
+    needs_cal = t.get("quantize") in ("int8", "INT8") or t.get("dtype") == "int8" or tc == "kneron"
     if needs_cal and "calibration" not in data:
         yield ("toolchain",), "this target quantizes to INT8 and needs the recipe's calibration block"
 

@@ -32,6 +32,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
         Toolchain("onnxruntime", "open", "Microsoft", "ONNX Runtime FP32 and static INT8 (QDQ)", "ubuntu-latest"),
         Toolchain("drpai_tvm", "vendor", "Renesas", "DRP-AI TVM for RZ/V (deploy.so/.params/.json)", "drpai-tvm"),
         Toolchain("sophgo_nntc", "vendor", "Sophgo", "BMNNSDK2 NNTC for BM1684 / SE5 (.bmodel)", "bmnnsdk2"),
+        Toolchain("sophgo_tpu_mlir", "vendor", "Sophgo", "TPU-MLIR for BM1684 (.bmodel), the newer route", "tpu-mlir"),
         Toolchain("vastai_vamc", "vendor", "Vastai", "VAMC build to a vacc model suite", "vamc"),
         Toolchain("kneron", "vendor", "Kneron", "Kneron ktc toolchain for KL520 / KL720 (.nef)", "kneron"),
     )
