@@ -85,7 +85,8 @@ def test_build_places_ready_targets_and_reports_the_rest(checkout, capsys):
     assert record["params"]["settings"]["calibration_method"] == "minmax"
     assert record["params"]["input"] == {"name": "input0", "shape": [1, 3, 256, 256]}
     assert {"calibration/list.json", "model/model.onnx", "model/model.pt"} <= set(record["inputs"])
-    assert len([i for i in record["inputs"] if i.startswith("calibration/images/")]) == 200 + 16
+    assert len([i for i in record["inputs"] if i.startswith("calibration/calibration/")]) == 200
+    assert len([i for i in record["inputs"] if i.startswith("calibration/held_out/")]) == 16
     assert not (art / "drpai").exists()
     assert "4 step(s) ran, 0 from the cache" in last_summary(capsys)  # export, calibration, two targets
 

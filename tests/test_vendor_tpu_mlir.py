@@ -48,9 +48,9 @@ def test_int8_calibrates_and_validates_against_the_float_model(built):
     net = "hrnet_mlir_int8_1b"
     transform, calibrate, deploy = calls(built, "bm1684_mlir_int8_b1")
     assert transform["argv"][: len(TRANSFORM)] == [a.format(net=net) for a in TRANSFORM]
-    assert transform["argv"][len(TRANSFORM):] == ["--test_input", "/tmp/tpu_mlir/calibration/000000.jpg",
+    assert transform["argv"][len(TRANSFORM):] == ["--test_input", "/in/calibration/calibration/000000.jpg",
                                                   "--test_result", f"{net}_top_outputs.npz"]
-    assert calibrate["argv"] == [f"{net}.mlir", "--dataset", "/tmp/tpu_mlir/calibration", "--input_num", "3", "-o", f"{net}_cali_table"]
+    assert calibrate["argv"] == [f"{net}.mlir", "--dataset", "/in/calibration/calibration", "--input_num", "3", "-o", f"{net}_cali_table"]
     assert calibrate["dataset_files"] == ["000000.jpg", "000001.jpg", "000002.jpg"]  # the calibration set, not the held-out image
     assert deploy["argv"] == ["--mlir", f"{net}.mlir", "--quantize", "INT8", "--chip", "bm1684",
                               "--calibration_table", f"{net}_cali_table", "--test_input", f"{net}_in_f32.npz",

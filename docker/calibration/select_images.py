@@ -1,10 +1,11 @@
 """Pick a recipe's calibration images out of the fetched archive, once for all INT8 targets.
 
 Members matching the recipe's glob are sorted by name; the first `count` are the calibration
-set and the next `held_out` are kept apart for accuracy gates. They are written as
-/out/images/<index><suffix> with /out/list.json naming each one's source member and sha256, so
+set, written to /out/calibration/, and the next `held_out` go to /out/held_out/ for accuracy
+gates (<index><suffix> each). /out/list.json names each file's source member and sha256, so
 every toolchain reads the same images in the same order and a manifest can say which they were.
-Inputs: /in/params.json, /in/archive (zip or tar). Output: /out/images/, /out/list.json.
+A vendor tool that takes a folder of calibration images is given /in/calibration/calibration.
+Inputs: /in/params.json, /in/archive (zip or tar). Output: /out/calibration/, /out/held_out/, /out/list.json.
 """
 
 import fnmatch
@@ -34,11 +35,12 @@ def members():
 
 want = params["count"] + params["held_out"]
 picked = []
-(Path("/out") / "images").mkdir()
+for folder in ("calibration", "held_out"):
+    (Path("/out") / folder).mkdir()
 for i, (name, data) in enumerate(members()):
     if i == want:
         break
-    local = f"images/{i:06d}{Path(name).suffix.lower()}"
+    local = f"{'calibration' if i < params['count'] else 'held_out'}/{i:06d}{Path(name).suffix.lower()}"
     (Path("/out") / local).write_bytes(data)
     picked.append({"file": local, "member": name, "sha256": hashlib.sha256(data).hexdigest()})
 if len(picked) < params["count"]:

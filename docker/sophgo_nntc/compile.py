@@ -40,16 +40,6 @@ def run(argv: list[str], what: str) -> None:
         fail(f"{what} exited with {res.returncode}")
 
 
-def calibration_images() -> Path:
-    """The calibration set (not the held-out images) in a folder of its own, for the vendor tool."""
-    listing = json.loads(Path("/in/calibration/list.json").read_text())
-    folder = WORK / "calibration"
-    folder.mkdir()
-    for entry in listing["calibration"]:
-        shutil.copyfile(Path("/in/calibration") / entry["file"], folder / Path(entry["file"]).name)
-    return folder
-
-
 def preprocess_option() -> str:
     _, _, h, w = PARAMS["input"]["shape"]
     n = PARAMS["normalization"]
@@ -67,7 +57,7 @@ def compile_one(model: str, built: Path) -> Path:
         run(["python3", "-m", "bmneto", f"--model={model}", f"--shapes=[{json.dumps(shape).replace(' ', '')}]",
              "--target=BM1684", f"--outdir={built}", f"--net_name={NET}", "--opt=2", "--dyn=false", "--cmp=true"], "bmneto")
     else:
-        images = calibration_images()
+        images = Path("/in/calibration/calibration")  # the recipe's calibration set, and nothing else
         run(["python3", "-m", "ufw.cali.cali_model", "--net_name", NET, "--model", model,
              "--cali_image_path", str(images), "--cali_image_preprocess", preprocess_option(),
              "--input_shapes", json.dumps(shape).replace(" ", ""), f"--cali_iterations={len(list(images.iterdir()))}",

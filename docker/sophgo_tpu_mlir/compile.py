@@ -59,15 +59,11 @@ def main() -> None:
                  "--mlir", f"{NET}.mlir"]
     deploy = [tool("model_deploy"), "--mlir", f"{NET}.mlir", "--quantize", S["quantize"], "--chip", S["chip"]]
     if S["quantize"] == "INT8":
-        listing = json.loads(Path("/in/calibration/list.json").read_text())
-        dataset = WORK / "calibration"
-        dataset.mkdir()
-        for entry in listing["calibration"]:
-            shutil.copyfile(Path("/in/calibration") / entry["file"], dataset / Path(entry["file"]).name)
-        first = dataset / Path(listing["calibration"][0]["file"]).name
-        transform += ["--test_input", str(first), "--test_result", f"{NET}_top_outputs.npz"]
+        dataset = Path("/in/calibration/calibration")  # the recipe's calibration set, and nothing else
+        images = sorted(dataset.iterdir())
+        transform += ["--test_input", str(images[0]), "--test_result", f"{NET}_top_outputs.npz"]
         run(transform)
-        run([tool("run_calibration"), f"{NET}.mlir", "--dataset", str(dataset), "--input_num", str(len(listing["calibration"])),
+        run([tool("run_calibration"), f"{NET}.mlir", "--dataset", str(dataset), "--input_num", str(len(images)),
              "-o", f"{NET}_cali_table"])
         deploy += ["--calibration_table", f"{NET}_cali_table",
                    "--test_input", f"{NET}_in_f32.npz", "--test_reference", f"{NET}_top_outputs.npz"]

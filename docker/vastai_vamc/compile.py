@@ -5,7 +5,7 @@ and shape, the ONNX checkpoint), backend tvm_vacc with dtype fp16|int8 (int8: ca
 quantize_per_channel and a dataset with the preprocessing ops), workspace. The dataset's
 Normalize uses the recipe's normalisation, not a copied constant. The output suite is found by
 its files (the seed's README and yaml disagree on where it lands) and copied to /out/<output>/.
-Inputs: /in/params.json, /in/model/model.onnx, /in/calibration/ (int8: list.json, images/). Output: /out/<output>/.
+Inputs: /in/params.json, /in/model/model.onnx, /in/calibration/ (int8: the calibration step). Output: /out/<output>/.
 """
 
 from __future__ import annotations
@@ -28,16 +28,6 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def calibration_images() -> Path:
-    """The calibration set (not the held-out images) in a folder of its own, for the vendor tool."""
-    listing = json.loads(Path("/in/calibration/list.json").read_text())
-    folder = Path("/tmp/calibration")
-    folder.mkdir()
-    for entry in listing["calibration"]:
-        shutil.copyfile(Path("/in/calibration") / entry["file"], folder / Path(entry["file"]).name)
-    return folder
-
-
 def q(value) -> str:
     return json.dumps(value)  # JSON scalars and lists are valid YAML flow values
 
@@ -58,7 +48,7 @@ def build_yaml() -> str:
         f"    cluster_mode: {S.get('cluster_mode', 0)}",
     ]
     if S["dtype"] == "int8":
-        folder = calibration_images()
+        folder = Path("/in/calibration/calibration")  # the recipe's calibration set, and nothing else
         files = sorted(folder.iterdir())
         suffix = files[0].suffix.lstrip(".")
         n = PARAMS["normalization"]
