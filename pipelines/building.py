@@ -17,7 +17,7 @@ from .docker_driver import DockerDriver
 from .engine import Engine, EngineOptions, Step
 from .errors import NotImplementedYet, ToolchainNotProvisioned
 from .fetcher import FetchOptions
-from .fetching import make_fetcher
+from .fetching import make_fetcher, recipe_inputs
 from .images import ImageBuilder, ToolchainSpec, load_toolchain
 from .paths import Layout
 from .provisioning import not_provisioned
@@ -67,10 +67,10 @@ def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
 
 def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest) -> dict[str, Path]:
     fetcher = make_fetcher(layout, FetchOptions(locked=req.locked, offline=req.offline), req.progress)
-    checkpoint = fetcher.fetch(recipe.model.checkpoint, f"{recipe.name}: checkpoint").sha256
-    calibration = None
-    if recipe.calibration and any(t.needs_calibration for t in targets):
-        calibration = fetcher.fetch(recipe.calibration.archive, f"{recipe.name}: calibration").sha256
+    wanted = recipe_inputs(recipe, calibration=any(t.needs_calibration for t in targets))
+    fetched = {name: (rf.url, fetcher.fetch(rf, label).sha256) for name, (label, rf) in wanted.items()}
+    checkpoint = fetched["checkpoint"][1]
+    calibration = fetched["calibration"][1] if "calibration" in fetched else None
     driver = DockerDriver.from_env()
     engine = Engine(
         driver,
@@ -87,9 +87,7 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
     )
     steps = plan(recipe, targets, checkpoint, calibration)
     results = engine.run(steps)
-    inputs = {"checkpoint": {"url": recipe.model.checkpoint.url, "sha256": checkpoint}}
-    if calibration and recipe.calibration:
-        inputs["calibration"] = {"url": recipe.calibration.archive.url, "sha256": calibration}
+    inputs = {name: {"url": url, "sha256": sha} for name, (url, sha) in fetched.items()}
     built = {}
     for t in targets:
         dest = layout.artifacts / recipe.name / t.id

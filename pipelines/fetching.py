@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from . import catalog, report
 from .blobstore import BlobStore
+from .errors import InvalidRecipes
 from .fetcher import Fetcher, FetchOptions, FetchResult
 from .paths import Layout
 from .progress import for_terminal
 from .recipe import Recipe, RemoteFile
 
 
-def recipe_inputs(recipe: Recipe, calibration: bool) -> list[tuple[str, RemoteFile]]:
-    """(label, file) for the checkpoint and, if asked and present, the calibration archive."""
-    inputs = [(f"{recipe.name}: checkpoint {recipe.model.checkpoint.file_name}", recipe.model.checkpoint)]
+def recipe_inputs(recipe: Recipe, calibration: bool) -> dict[str, tuple[str, RemoteFile]]:
+    """{"checkpoint"|"calibration": (label, file)}: the checkpoint and, if asked and present, the calibration archive."""
+    inputs = {"checkpoint": (f"{recipe.name}: checkpoint {recipe.model.checkpoint.file_name}", recipe.model.checkpoint)}
     if calibration and recipe.calibration:
         archive = recipe.calibration.archive
-        inputs.append((f"{recipe.name}: calibration {archive.file_name}", archive))
+        inputs["calibration"] = (f"{recipe.name}: calibration {archive.file_name}", archive)
     return inputs
 
 
@@ -37,7 +38,7 @@ def fetch_recipe_inputs(
     fetcher = make_fetcher(layout, FetchOptions(locked=locked, offline=offline, verify=verify), progress)
     results = []
     for r in recipes:
-        for label, rf in recipe_inputs(r, calibration):
+        for label, rf in recipe_inputs(r, calibration).values():
             res = fetcher.fetch(rf, label)
             how = "downloaded" if res.downloaded else "in store"
             report.out.print(f"ok  {label}: {how}, {res.size} bytes, sha256 {res.sha256}", markup=False)
@@ -48,5 +49,5 @@ def fetch_recipe_inputs(
 def _all_valid(layout: Layout) -> list[Recipe]:
     v = catalog.validate_all(layout)
     if v.errors:
-        raise v.errors[0]
+        raise InvalidRecipes(list(v.errors))
     return list(v.recipes)

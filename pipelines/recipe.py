@@ -106,8 +106,12 @@ class Target:
 
     @property
     def needs_calibration(self) -> bool:
-        p = self.params
-        return p.get("quantize") in ("int8", "INT8") or p.get("dtype") == "int8" or self.toolchain == "kneron"
+        return needs_calibration(self.toolchain, self.params)
+
+
+def needs_calibration(toolchain: str, params: Mapping[str, Any]) -> bool:
+    """The one rule: INT8 targets (and Kneron, which always quantises) need a calibration set."""
+    return params.get("quantize") in ("int8", "INT8") or params.get("dtype") == "int8" or toolchain == "kneron"
 
 
 @dataclass(frozen=True)
@@ -306,8 +310,7 @@ def _target_problems(t: dict[str, Any], ids: dict[str, int], data: dict[str, Any
                 yield ("combine", j), "a target cannot combine itself"
     if tc == "kneron" and data["export"]["opset"] > 11:
         yield ("toolchain",), "Kneron's converter takes opset-11 ONNX; set export.opset to 11"
-    needs_cal = t.get("quantize") in ("int8", "INT8") or t.get("dtype") == "int8" or tc == "kneron"
-    if needs_cal and "calibration" not in data:
+    if needs_calibration(tc, t) and "calibration" not in data:
         yield ("toolchain",), "this target quantizes to INT8 and needs the recipe's calibration block"
 
 
