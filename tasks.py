@@ -8,9 +8,19 @@ from pathlib import Path
 
 from invoke import task
 
-from pipelines import building, commands, fetching, publishing, signing
-from pipelines.cli import command, required
-from pipelines.paths import layout
+from pipelines.cli.adapter import command, required
+from pipelines.commands import build as building
+from pipelines.commands import clean as cleaning
+from pipelines.commands import download as downloading
+from pipelines.commands import fetch as fetching
+from pipelines.commands import gc as collecting
+from pipelines.commands import images as imaging
+from pipelines.commands import keys as keying
+from pipelines.commands import lock as locking
+from pipelines.commands import matrix as matrixing
+from pipelines.commands import publish as publishing
+from pipelines.commands import validate as validating
+from pipelines.core.layout import layout
 
 RECIPE = "Recipe name: a file recipes/<name>.yaml"
 TARGET = "Target id inside the recipe (default: every target)"
@@ -23,7 +33,7 @@ TARGET = "Target id inside the recipe (default: every target)"
 @command
 def validate(c, recipe=None):
     """Validate recipes against recipes/schema/recipe.schema.json and the board tables."""
-    commands.validate(layout(), recipe or None)
+    validating.validate(layout(), recipe or None)
 
 
 @task(
@@ -34,7 +44,7 @@ def validate(c, recipe=None):
 @command
 def list_(c, recipe=None):
     """List every recipe x target with its toolchain and whether it can build here."""
-    commands.list_targets(layout(), recipe or None)
+    validating.list_targets(layout(), recipe or None)
 
 
 @task(
@@ -50,18 +60,19 @@ def list_(c, recipe=None):
         "check": "Run every step again (even cached ones) and record in the manifests which files differ",
         "memory": "Memory limit per step container, e.g. 8g (default: none)",
         "cpus": "CPU limit per step container, e.g. 1.5 (default: none)",
+        "verbose": "Stream every step's output and image builds here (always kept in the step's log file)",
     }
 )
 @command
 def build(
     c, recipe=None, target=None, no_cache=False, keep_failed=False, jobs=0, locked=False, offline=False,
-    no_progress=False, check=False, memory=None, cpus=None,
+    no_progress=False, check=False, memory=None, cpus=None, verbose=False,
 ):
     """Build a recipe's targets in Docker and leave verified artifacts with manifests."""
     request = building.BuildRequest(
         required(recipe, "--recipe"), target, no_cache=no_cache, keep_failed=keep_failed, jobs=jobs,
         locked=locked, offline=offline, progress=not no_progress, check=check, memory=memory,
-        cpus=float(cpus) if cpus else None,
+        cpus=float(cpus) if cpus else None, verbose=verbose,
     )
     building.build(layout(), request)
 
@@ -89,14 +100,14 @@ def fetch(c, recipe=None, calibration=False, locked=False, offline=False, verify
 @command
 def images(c, bootstrap=False):
     """Build the base (debootstrap + docker import) and toolchain images; unchanged ones are never rebuilt."""
-    commands.images(layout(), bootstrap)
+    imaging.images(layout(), bootstrap)
 
 
 @task(help={"toolchain": "Toolchain folder under docker/ whose requirements.in to lock"})
 @command
 def lock(c, toolchain=None):
     """Resolve docker/<toolchain>/requirements.in into requirements.lock, every wheel pinned by sha256."""
-    commands.lock(layout(), required(toolchain, "--toolchain"))
+    locking.lock(layout(), required(toolchain, "--toolchain"))
 
 
 @task(
@@ -106,20 +117,20 @@ def lock(c, toolchain=None):
         "to": "Destination: a folder for the static layout (serve it over HTTP as is) or oci://HOST[:PORT]/NAMESPACE",
         "version": "Version to publish under (default: sha-<first 12 hex of the tarball's sha256>)",
         "key": "Ed25519 private key (PEM file) to sign with (default: POSEPIPE_SIGNING_KEY)",
+        "allow_unverified": "Also publish targets labelled 'compiled' (really built, but no check of their output passed)",
     }
 )
 @command
-def publish(c, recipe=None, to=None, target=None, version=None, key=None):
+def publish(c, recipe=None, to=None, target=None, version=None, key=None, allow_unverified=False):
     """Publish built artifacts: verify their manifests, sign, add them to the index and catalog page."""
-    publishing.publish(layout(), required(recipe, "--recipe"), target, required(to, "--to"), version, key)
+    publishing.publish(layout(), required(recipe, "--recipe"), target, required(to, "--to"), version, key, allow_unverified)
 
 
 @task(help={"out": "Folder for posepipe.key (private, mode 0600) and posepipe.pub", "name": "File name stem"})
 @command
 def keys(c, out=".", name="posepipe"):
     """Make an Ed25519 key pair for signing artifacts."""
-    private, public = signing.make_keys(Path(out), name)
-    print(f"private key: {private} (keep it secret; CI reads it from POSEPIPE_SIGNING_KEY)\npublic key:  {public}")
+    keying.keys(Path(out), name)
 
 
 @task(
@@ -137,7 +148,7 @@ def keys(c, out=".", name="posepipe"):
 @command
 def download(c, recipe=None, target=None, from_=None, to=None, version=None, key=None, allow_unsigned=False, no_progress=False):
     """Download one artifact and verify its signature and every sha256 (no Docker needed)."""
-    publishing.download(
+    downloading.download(
         layout(), required(recipe, "--recipe"), required(target, "--target"), required(from_, "--from"),
         Path(required(to, "--to")), version, key, allow_unsigned, progress=not no_progress,
     )
@@ -147,14 +158,14 @@ def download(c, recipe=None, target=None, from_=None, to=None, version=None, key
 @command
 def matrix(c, changed_since=None):
     """Print the recipe x target build matrix as JSON for GitHub Actions (fromJSON)."""
-    commands.matrix(layout(), changed_since)
+    matrixing.matrix(layout(), changed_since)
 
 
 @task(help={"recipe": "Only this recipe's outputs", "target": "Only this target's outputs (needs --recipe)"})
 @command
 def clean(c, recipe=None, target=None):
     """Remove build outputs under artifacts/ (the store is bounded by `invoke gc`)."""
-    commands.clean(layout(), recipe, target)
+    cleaning.clean(layout(), recipe, target)
 
 
 @task(
@@ -167,4 +178,4 @@ def clean(c, recipe=None, target=None):
 @command
 def gc(c, max_size=None, max_age=None, images=False):
     """Bound the store by size and age, least recently used first; entries in use are never deleted."""
-    commands.gc(layout(), max_size, max_age, images)
+    collecting.gc(layout(), max_size, max_age, images)

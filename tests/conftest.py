@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.blobstore import BlobStore
-from pipelines.docker_driver import OWNER_LABEL, DockerDriver, owner_gone, owner_token
-from pipelines.engine import Engine, EngineOptions
-from pipelines.images import ImageBuilder
-from pipelines.paths import REPO_ROOT
-from pipelines.stepcache import StepCache
+from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.docker_driver import OWNER_LABEL, DockerDriver, owner_gone, owner_token
+from pipelines.edges.engine import Engine, EngineOptions
+from pipelines.edges.images import ImageBuilder
+from pipelines.core.layout import REPO_ROOT
+from pipelines.edges.stepcache import StepCache
 
 TEST_TOOLCHAINS = Path(__file__).resolve().parent / "toolchains"
 # Images and wheels are shared by all tests (and kept between CI runs on one machine):
@@ -59,7 +59,7 @@ def standin_vendor_image(folder: Path, base: str | None = None) -> str:
     import hashlib
     import json
 
-    from pipelines.stepcache import tree_manifest
+    from pipelines.edges.stepcache import tree_manifest
 
     driver = DockerDriver.from_env()
     base = base or ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).base_id()
@@ -73,7 +73,7 @@ def vendor_checkout(tmp_path: Path, monkeypatch, toolchain: str, image: str, rec
     """A checkout for a vendor stage's contract tests: the real stage, the stand-in vendor image
     provisioned (labelled contract-test), the export stand-in, and the recipes' checkpoint and
     calibration archive served over loopback with a calibration count the archive can meet."""
-    from pipelines.paths import Layout
+    from pipelines.core.layout import Layout
 
     from .httpserver import LoopbackServer, Route
 

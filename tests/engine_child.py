@@ -5,15 +5,19 @@ Prints each container log line as "line: ..." and finally "stats: {...}".
 """
 
 import json
+import logging
 import sys
 from pathlib import Path
 
-from pipelines.engine import Step
+from pipelines.core.steps import Step
 
 from .conftest import make_engine
+
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="log: %(message)s", force=True)
 
 store = Path(sys.argv[1])
 steps = [Step(**{**s, "deps": tuple(map(tuple, s.get("deps", ())))}) for s in json.loads(sys.argv[2])]
 engine = make_engine(store, on_line=lambda step, line: print(f"line: {line}", flush=True))
+sys.stdout.reconfigure(line_buffering=True)
 engine.run(steps)
 print("stats: " + json.dumps({"ran": engine.stats.ran, "cached": engine.stats.cached}), flush=True)

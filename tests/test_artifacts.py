@@ -15,9 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import archive, manifest, publishing, signing
-from pipelines.errors import IntegrityError, NetworkError, UsageError
-from pipelines.paths import Layout
+from pipelines.commands import download as downloading
+from pipelines.commands import publish as publishing
+from pipelines.core import manifest
+from pipelines.core.provenance import statement
+from pipelines.edges import archive, artifacts, signing
+from pipelines.core.errors import IntegrityError, NetworkError, UsageError
+from pipelines.core.layout import Layout
 
 EPOCH = 315532800
 
@@ -28,19 +32,21 @@ def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", label=
     (d / "face_deeppose_ort_fp32").mkdir(parents=True)
     (d / "face_deeppose_ort_fp32" / "model.onnx").write_bytes(payload)
     (d / "face_deeppose_ort_fp32" / "report.json").write_text('{"accuracy_int8_vs_fp32": {"mean_error_px": 0.4, "p95_error_px": 0.7, "pck_2px": 1.0}}')
-    manifest.write(d, {
-        "schema_version": 1, "label": label,
+    checks = [{"step": f"{recipe}/{target}", "name": "fp32 outputs vs the export", "passed": True,
+               "figures": {"max_abs_diff": 1e-6, "tolerance": 1e-4}}] if label == "verified" else []
+    (d / manifest.NAME).write_bytes(manifest.render({
+        "schema_version": 1, "label": label, "checks": checks,
         "recipe": {"name": recipe, "digest": "a" * 64},
         "target": {"id": target, "toolchain": "onnxruntime", "output": "face_deeppose_ort_fp32", "params": {"quantize": "none"}},
         "inputs": {"checkpoint": {"url": "https://example.invalid/x.pth", "sha256": "b" * 64}},
         "toolchains": [{"name": "onnxruntime", "version": "onnxruntime 1.31.1", "image": "sha256:" + "c" * 64}],
         "steps": [{"id": f"{recipe}/{target}", "key": "d" * 64, "params": {}}],
-        "files": manifest.files_of(d),
+        "files": artifacts.files_of(d),
         "verification": {f"{recipe}/{target}/report.json": {"accuracy_int8_vs_fp32": {"mean_error_px": 0.4, "p95_error_px": 0.7, "pck_2px": 1.0}}},
         "reproducibility": {"checked": False},
         "posepipe": {"version": "0.1.0", "commit": "e" * 40},
         "source_date_epoch": EPOCH,
-    })
+    }))
     archive.pack(d, d.parent / f"{target}.tar.gz", EPOCH)
     return d
 
@@ -117,7 +123,7 @@ def test_signatures_verify_offline_and_detect_tampering(keys, tmp_path):
     private, public = keys
     m = {"inputs": {"checkpoint": {"url": "u", "sha256": "b" * 64}}, "toolchains": [], "recipe": {"name": "r"},
          "target": {"id": "t"}, "source_date_epoch": 1, "posepipe": {"version": "0", "commit": "c"}}
-    env = signing.sign(signing.statement({"t.tar.gz": "f" * 64}, m), signing.load_private(str(private)))
+    env = signing.sign(statement({"t.tar.gz": "f" * 64}, m), signing.load_private(str(private)))
     stmt = signing.verify(env, signing.load_public(str(public)))
     assert stmt["predicateType"] == "https://slsa.dev/provenance/v1" and stmt["subject"][0]["digest"]["sha256"] == "f" * 64
     other_private, other_public = signing.make_keys(tmp_path / "other")
@@ -130,7 +136,7 @@ def test_signatures_verify_offline_and_detect_tampering(keys, tmp_path):
 
 def test_manifest_schema_refuses_bad_manifests(lay):
     d = make_artifact(lay)
-    m = manifest.read(d)
+    m = artifacts.read(d)
     m["files"][0]["path"] = "../etc/passwd"
     with pytest.raises(IntegrityError, match="schema"):
         manifest.validate(m)
@@ -144,9 +150,9 @@ def test_publish_and_download_over_http(lay, keys, served, tmp_path):
     index = json.loads((root / "index.json").read_text())
     entry = index["recipes"]["face_deeppose"]["ort_fp32"]["v1"]
     assert entry["signed"] and entry["verification"]["int8 mean error px"] == 0.4
-    out = publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(public), False, progress=False)
+    out = downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(public), False, progress=False)
     assert (out / "face_deeppose_ort_fp32" / "model.onnx").read_bytes() == b"model bytes\n"
-    manifest.check_files(out, manifest.read(out))
+    artifacts.check_files(out, artifacts.read(out))
 
 
 def test_versions_are_immutable(lay, served, tmp_path):
@@ -189,7 +195,7 @@ def test_download_refuses_wrong_key(lay, keys, served, tmp_path):
     root, url, _ = published(lay, keys, served)
     _, other = signing.make_keys(tmp_path / "other")
     with pytest.raises(IntegrityError, match="no signature verifies"):
-        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(other), False, progress=False)
+        downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(other), False, progress=False)
     assert not (tmp_path / "board").exists()
 
 
@@ -200,7 +206,7 @@ def test_download_refuses_tampered_tarball(lay, keys, served, tmp_path):
     data[-30] ^= 0xFF
     tgz.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="expected sha256"):
-        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(keys[1]), False, progress=False)
+        downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(keys[1]), False, progress=False)
     assert not (tmp_path / "board").exists()
 
 
@@ -220,7 +226,7 @@ def test_download_refuses_tampered_manifest_even_with_matching_index(lay, keys, 
     e["size"] = (vdir / "ort_fp32.tar.gz").stat().st_size
     (root / "index.json").write_text(json.dumps(index))
     with pytest.raises(IntegrityError, match="signature covers"):
-        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(keys[1]), False, progress=False)
+        downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(keys[1]), False, progress=False)
     assert not (tmp_path / "board").exists()
 
 
@@ -235,7 +241,7 @@ def test_download_refuses_path_traversal_tarball(lay, served, tmp_path):
     e["sha256"], e["size"] = hashlib.sha256(tgz.read_bytes()).hexdigest(), tgz.stat().st_size
     (root / "index.json").write_text(json.dumps(index))
     with pytest.raises(IntegrityError, match="outside the target folder"):
-        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, True, progress=False)
+        downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, True, progress=False)
     assert not (tmp_path / "board").exists() and not list(tmp_path.glob(".board.*"))
 
 
@@ -246,7 +252,7 @@ def test_download_refuses_truncated_file(lay, served, tmp_path):
     tgz = root / "face_deeppose" / "ort_fp32" / "v1" / "ort_fp32.tar.gz"
     tgz.write_bytes(tgz.read_bytes()[:-20])  # the index still names the full size and digest
     with pytest.raises((IntegrityError, NetworkError)):
-        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, True, progress=False)
+        downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, True, progress=False)
     assert not (tmp_path / "board").exists()
 
 
@@ -255,6 +261,20 @@ def test_unsigned_needs_explicit_consent(lay, served, tmp_path):
     make_artifact(lay)
     publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", None)
     with pytest.raises(IntegrityError, match="not signed"):
-        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, False, progress=False)
+        downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, None, False, progress=False)
     with pytest.raises(UsageError, match="no version"):
-        publishing.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", "v9", None, True, progress=False)
+        downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", "v9", None, True, progress=False)
+
+
+def test_compiled_is_published_only_with_consent_and_contract_test_never(lay, tmp_path):
+    make_artifact(lay, label="compiled")
+    with pytest.raises(IntegrityError, match="allow-unverified"):
+        publishing.publish(lay, "face_deeppose", "ort_fp32", tmp_path / "dest", "v1", None)
+    assert not (tmp_path / "dest" / "face_deeppose").exists()
+    publishing.publish(lay, "face_deeppose", "ort_fp32", tmp_path / "dest", "v1", None, allow_unverified=True)
+    index = json.loads((tmp_path / "dest" / "index.json").read_text())
+    assert index["recipes"]["face_deeppose"]["ort_fp32"]["v1"]["label"] == "compiled"
+    other = Layout(tmp_path / "repo2", tmp_path / "store")
+    make_artifact(other, label="contract-test")
+    with pytest.raises(IntegrityError, match="never published"):
+        publishing.publish(other, "face_deeppose", "ort_fp32", tmp_path / "dest", "v2", None, allow_unverified=True)

@@ -13,12 +13,12 @@ import shutil
 
 import pytest
 
-from pipelines.building import BuildRequest, build
-from pipelines.errors import IntegrityError, NotImplementedYet
-from pipelines.publishing import publish
-from pipelines.paths import REPO_ROOT, Layout
-from pipelines.plan import plan
-from pipelines.recipe import load_recipe
+from pipelines.commands.build import BuildRequest, build
+from pipelines.core.errors import IntegrityError, NotImplementedYet
+from pipelines.commands.publish import publish
+from pipelines.core.layout import REPO_ROOT, Layout
+from pipelines.core.plan import plan
+from pipelines.core.recipe import load_recipe
 
 from .conftest import TEST_TOOLCHAINS
 from .httpserver import LoopbackServer, Route

@@ -8,8 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pipelines import publishing
-from pipelines.paths import Layout
+from pipelines.commands import publish as publishing
+from pipelines.core.layout import Layout
 
 from .test_artifacts import make_artifact
 
@@ -49,9 +49,10 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 def test_catalog_renders_in_chromium(tmp_path):
     assert CHROMIUM, "Debian's chromium is installed by .ci/run"
     dest = tmp_path / "published"
-    for target in ("ort_fp32", "ort_int8"):
-        make_artifact(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), target=target)
-        publishing.publish(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), "face_deeppose", target, dest, "v1", None)
+    for target, label in (("ort_fp32", "verified"), ("ort_int8", "compiled")):
+        make_artifact(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), target=target, label=label)
+        publishing.publish(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), "face_deeppose", target, dest, "v1", None,
+                           allow_unverified=True)
     page = (dest / "index.html").as_uri()
     dom = chromium("--dump-dom", page)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -59,8 +60,9 @@ def test_catalog_renders_in_chromium(tmp_path):
     parser.feed(dom.stdout)
     assert [r[:2] for r in parser.rows] == [["face_deeppose", "ort_fp32"], ["face_deeppose", "ort_int8"]]
     first = parser.rows[0]
-    assert first[4] == "v1" and first[8] == "unsigned" and "int8 mean error px: 0.4" in first[9]
-    assert first[10].startswith("invoke download --recipe face_deeppose --target ort_fp32 --version v1")
+    assert first[4] == "v1" and first[8] == "unsigned" and first[9] == "verified" and "int8 mean error px: 0.4" in first[10]
+    assert parser.rows[1][9] == "compiled"  # the page says plainly which artifacts no check vouches for
+    assert first[11].startswith("invoke download --recipe face_deeppose --target ort_fp32 --version v1")
     shot = tmp_path / "catalog.png"
     res = chromium(f"--screenshot={shot}", "--window-size=1400,500", page)
     assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000

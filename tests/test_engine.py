@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.docker_driver import OWNER_LABEL
-from pipelines.engine import EngineOptions, Step, topological_order
-from pipelines.errors import StepFailed, UsageError
-from pipelines.paths import REPO_ROOT
+from pipelines.edges.docker_driver import OWNER_LABEL
+from pipelines.core.steps import Step, sorter
+from pipelines.edges.engine import EngineOptions
+from pipelines.core.errors import StepFailed, UsageError
+from pipelines.core.layout import REPO_ROOT
 
 from .conftest import TEST_TOOLCHAINS, make_engine
 
@@ -58,6 +59,8 @@ def test_dependency_outputs_are_mounted_read_only(tmp_path):
     res = make_engine(tmp_path).run([write("a", "up"), write("b", "down", deps=[("up", "a")])])
     seen = json.loads(read(res["b"], "inputs.json"))
     assert "/in/up/result.txt" in seen
+    assert json.loads(read(res["b"], "dep_writes.json")) == {"up": "EROFS"}  # the write was refused
+    assert read(res["a"], "result.txt") == "up\n"  # and the upstream entry is intact
 
 
 def test_failure_reports_everything_and_caches_nothing(tmp_path):
@@ -156,9 +159,9 @@ def test_corrupt_entry_is_a_miss(tmp_path):
 
 def test_graph_errors_are_usage_errors():
     with pytest.raises(UsageError, match="cycle"):
-        topological_order([write("a", "", deps=[("b", "b")]), write("b", "", deps=[("a", "a")])])
+        sorter([write("a", "", deps=[("b", "b")]), write("b", "", deps=[("a", "a")])])
     with pytest.raises(UsageError, match="unknown step"):
-        topological_order([write("a", "", deps=[("b", "zzz")])])
+        sorter([write("a", "", deps=[("b", "zzz")])])
 
 
 def child(store: Path, steps: list[Step]) -> subprocess.Popen:
@@ -193,14 +196,23 @@ def test_kill_9_mid_step_leaves_no_entry_and_rerun_is_right(tmp_path, docker_dri
     assert not docker_driver.orphans()
 
 
-def test_two_concurrent_builds_run_the_step_once(tmp_path):
-    step = Step("s", "probe", {"action": "slow_write", "seconds": 2, "text": "once"}, "test/s")
-    procs = [child(tmp_path, [step]) for _ in range(2)]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
+def test_two_concurrent_builds_run_the_step_once(tmp_path, docker_driver):
+    """The second build waits on the first one's lock (and says so) while the first one's step is held running."""
+    step = Step("s", "probe", {"action": "await_signal", "text": "once"}, "test/s")
+    first = child(tmp_path, [step])
+    first_seen = wait_for_line(first, "probe: waiting for SIGUSR1")
+    second = child(tmp_path, [step])
+    waiting = wait_for_line(second, "waiting for another build of step test/s")
+    assert f"(pid {first.pid})" in waiting[-1]
+    running = [c for c in docker_driver.api.containers(filters={"label": OWNER_LABEL})
+               if c["Labels"][OWNER_LABEL].split(":")[1] == str(first.pid)]
+    assert len(running) == 1
+    docker_driver.api.kill(running[0]["Id"], signal="SIGUSR1")
+    outs = ["".join(first_seen) + first.communicate(timeout=300)[0], "".join(waiting) + second.communicate(timeout=300)[0]]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
     stats = [json.loads(o.split("stats: ")[1]) for o in outs]
-    assert sorted(len(s["ran"]) for s in stats) == [0, 1]
-    assert sum(1 for o in outs if "probe: half" in o) == 1
+    assert stats == [{"ran": ["s"], "cached": []}, {"ran": [], "cached": ["s"]}]
+    assert "probe: waiting" not in outs[1]  # the second build started no container
 
 
 def test_ctrl_c_removes_running_containers(tmp_path, docker_driver):

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import lockfile
-from pipelines.blobstore import BlobStore
-from pipelines.errors import IntegrityError, NetworkError, OfflineMissing, UnlockedInput
-from pipelines.fetcher import Fetcher, FetchOptions
-from pipelines.recipe import RemoteFile
+from pipelines.edges import lockfile
+from pipelines.edges.blobstore import BlobStore
+from pipelines.core.errors import IntegrityError, NetworkError, OfflineMissing, UnlockedInput
+from pipelines.edges.fetcher import Fetcher, FetchOptions
+from pipelines.core.recipe import RemoteFile
 
 from .httpserver import LoopbackServer, Route
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from pipelines import gc
-from pipelines.errors import UsageError
-from pipelines.stepcache import StepCache
+from pipelines.edges import store_gc as gc
+from pipelines.core.errors import UsageError
+from pipelines.edges.stepcache import StepCache
 
 
 def make_entry(cache: StepCache, key: str, size: int, age_s: float, tmp_path) -> None:

@@ -8,9 +8,12 @@ import subprocess
 
 import pytest
 
-from pipelines import publishing, signing
-from pipelines.errors import IntegrityError
-from pipelines.paths import Layout
+from pipelines.commands import download as downloading
+from pipelines.commands import publish as publishing
+
+from pipelines.edges import signing
+from pipelines.core.errors import IntegrityError
+from pipelines.core.layout import Layout
 
 from .test_artifacts import make_artifact
 
@@ -46,12 +49,12 @@ def test_publish_and_download_through_an_oci_registry(registry, tmp_path):
     make_artifact(lay)
     publishing.publish(lay, "face_deeppose", "ort_fp32", registry, "v1", str(private))
     publishing.publish(lay, "face_deeppose", "ort_fp32", registry, "v1", str(private))  # same digest: fine
-    out = publishing.download(lay, "face_deeppose", "ort_fp32", registry, tmp_path / "board", None, str(public), False, progress=False)
+    out = downloading.download(lay, "face_deeppose", "ort_fp32", registry, tmp_path / "board", None, str(public), False, progress=False)
     assert (out / "face_deeppose_ort_fp32" / "model.onnx").read_bytes() == b"model bytes\n"
 
     _, other = signing.make_keys(tmp_path / "other")
     with pytest.raises(IntegrityError, match="no signature verifies"):
-        publishing.download(Layout(lay.root, tmp_path / "store2"), "face_deeppose", "ort_fp32", registry,
+        downloading.download(Layout(lay.root, tmp_path / "store2"), "face_deeppose", "ort_fp32", registry,
                             tmp_path / "board2", "v1", str(other), False, progress=False)
     assert not (tmp_path / "board2").exists()
 

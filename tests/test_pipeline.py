@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.building import BuildRequest, build
-from pipelines.docker_driver import DockerDriver, Mount
-from pipelines.errors import NotImplementedYet, ToolchainNotProvisioned
-from pipelines.images import ImageBuilder, load_toolchain
-from pipelines.paths import REPO_ROOT, Layout
-from pipelines.plan import export_step_id, plan
-from pipelines.recipe import load_recipe
+from pipelines.commands.build import BuildRequest, build
+from pipelines.edges.docker_driver import DockerDriver, Mount
+from pipelines.core.errors import NotImplementedYet, ToolchainNotProvisioned
+from pipelines.edges.images import ImageBuilder, load_toolchain
+from pipelines.core.layout import REPO_ROOT, Layout
+from pipelines.core.plan import export_step_id, plan
+from pipelines.core.recipe import load_recipe
 
 from .conftest import SHARED_STORE
 from .httpserver import LoopbackServer, Route
@@ -123,5 +123,9 @@ def test_recipe_builds_its_open_targets_for_real(name, mmpose_image, scenes, ser
     assert int8["calibration"]["images"] == 8 and int8["accuracy_int8_vs_fp32"]["images"] >= 16
     model = art / "ort_int8" / f"{name}_ort_int8" / "model.onnx"
     assert b"QuantizeLinear" in model.read_bytes()
+    for target in ("ort_fp32", "ort_int8"):  # labels earned by the checks each target's own step recorded
+        m = json.loads((art / target / "manifest.json").read_text())
+        own = [c for c in m["checks"] if c["step"] == f"{name}/{target}"]
+        assert m["label"] == "verified" and own and all(c["passed"] for c in m["checks"]), m["checks"]
     decode = json.loads((art / "ort_fp32" / f"{name}_ort_fp32" / "decode.json").read_text())
     assert decode["input"]["name"] == recipe.model.input.name and decode["keypoints"]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.docker_driver import DockerDriver, Mount
-from pipelines.images import ImageBuilder, load_toolchain
-from pipelines.paths import REPO_ROOT
+from pipelines.edges.docker_driver import DockerDriver, Mount
+from pipelines.edges.images import ImageBuilder, load_toolchain
+from pipelines.core.layout import REPO_ROOT
 
 from .conftest import SHARED_STORE
 from .test_pipeline import scenes, mmpose_image  # noqa: F401 (module fixtures)

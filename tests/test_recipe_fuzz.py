@@ -6,13 +6,15 @@ import copy
 import tempfile
 from pathlib import Path
 
+import jsonschema
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.errors import RecipeError
-from pipelines.paths import REPO_ROOT
-from pipelines.recipe import Recipe, load_recipe, recipe_paths
+from pipelines.core.errors import RecipeError
+from pipelines.core.layout import REPO_ROOT
+from pipelines.core.recipe import load_recipe, recipe_paths
+from pipelines.core.schema import recipe_schema
 
 SOURCES = {p.stem: p.read_text() for p in recipe_paths(REPO_ROOT / "recipes")}
 DATA = {k: yaml.safe_load(v) for k, v in SOURCES.items()}
@@ -81,10 +83,19 @@ def _check(name: str, text: str) -> None:
         path = Path(d) / f"{name}.yaml"
         path.write_text(text)
         try:
-            assert isinstance(load_recipe(path), Recipe)
+            recipe = load_recipe(path)
         except RecipeError as e:
-            assert e.problems and all(p.reason for p in e.problems)
-            assert "Traceback" not in str(e)
+            lines = text.count("\n") + 1
+            assert e.problems, "a refused recipe names at least one problem"
+            for p in e.problems:
+                assert p.reason.strip() and "\n" not in p.reason, p  # one line a person can read
+                assert p.line is None or 1 <= p.line <= lines, f"{p} points past the file's {lines} lines"
+                assert str(e).count(str(p)) >= 1
+            return
+        # accepted: then the schema accepts the same data, and loading again gives the same recipe
+        data = yaml.safe_load(text)
+        assert not list(jsonschema.Draft202012Validator(recipe_schema()).iter_errors(data))
+        assert load_recipe(path).digest == recipe.digest and recipe.name == name
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -12,11 +12,11 @@ import json
 
 import pytest
 
-from pipelines import catalog
-from pipelines.building import BuildRequest, build
-from pipelines.errors import IntegrityError, ToolchainNotProvisioned
-from pipelines.paths import Layout
-from pipelines.publishing import publish
+from pipelines.commands.validate import list_targets
+from pipelines.commands.build import BuildRequest, build
+from pipelines.core.errors import IntegrityError, ToolchainNotProvisioned
+from pipelines.core.layout import Layout
+from pipelines.commands.publish import publish
 
 from .conftest import TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of
 
@@ -98,7 +98,7 @@ def test_hand_model_crops_the_camera_frame(checkout):
 
 def test_not_provisioned_says_what_to_supply(checkout, monkeypatch, tmp_path):
     monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(tmp_path / "none.yaml"))
-    rows = {r.target: r.status.value for r in catalog.rows(checkout, catalog.validate_all(checkout, ["face_deeppose"]).recipes)}
+    rows = {cell.target: status.value for cell, status in list_targets(checkout, ["face_deeppose"])}
     assert rows["drpai"] == "not provisioned"
     with pytest.raises(ToolchainNotProvisioned) as e:
         build(checkout, BuildRequest("face_deeppose", target="drpai", progress=False))

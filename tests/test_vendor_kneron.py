@@ -8,11 +8,11 @@ import zlib
 
 import pytest
 
-from pipelines.building import BuildRequest, build
-from pipelines.docker_driver import DockerDriver
-from pipelines.errors import NotImplementedYet
-from pipelines.images import ImageBuilder, load_toolchain
-from pipelines.paths import REPO_ROOT, Layout
+from pipelines.commands.build import BuildRequest, build
+from pipelines.edges.docker_driver import DockerDriver
+from pipelines.core.errors import NotImplementedYet
+from pipelines.edges.images import ImageBuilder, load_toolchain
+from pipelines.core.layout import REPO_ROOT, Layout
 
 from .conftest import SHARED_STORE, TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from pipelines.building import BuildRequest, build
-from pipelines.errors import NotImplementedYet
-from pipelines.paths import Layout
+from pipelines.commands.build import BuildRequest, build
+from pipelines.core.errors import NotImplementedYet
+from pipelines.core.layout import Layout
 
 from .conftest import TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from pipelines.building import BuildRequest, build
-from pipelines.paths import Layout
+from pipelines.commands.build import BuildRequest, build
+from pipelines.core.layout import Layout
 
 from .conftest import TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of
 

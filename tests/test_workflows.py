@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import matrix
-from pipelines.errors import UsageError
-from pipelines.paths import REPO_ROOT, Layout
-from pipelines.recipe import load_recipe
+from pipelines.commands import matrix
+from pipelines.core.errors import UsageError
+from pipelines.core.layout import REPO_ROOT, Layout
+from pipelines.core.recipe import load_recipe
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 
@@ -59,7 +59,7 @@ def test_every_matrix_field_used_exists_in_the_matrix():
 
 
 def test_matrix_has_one_cell_per_target_with_runner_labels():
-    cells = matrix.cells(Layout(REPO_ROOT, Path("/nonexistent")))
+    cells = matrix.matrix_cells(Layout(REPO_ROOT, Path("/nonexistent")))
     data = json.loads(matrix.render(cells))["include"]
     assert len(data) == sum(len(load_recipe(p).targets) for p in (REPO_ROOT / "recipes").glob("*.yaml"))
     runners = {(c["toolchain"], c["runner"]) for c in data}
@@ -71,11 +71,11 @@ def test_runner_labels_are_configurable(tmp_path):
     shutil.copy(REPO_ROOT / "recipes" / "litehrnet.yaml", tmp_path / "recipes")
     (tmp_path / ".github").mkdir()
     (tmp_path / ".github" / "runners.yaml").write_text("kneron: gpu-box\n")
-    cells = matrix.cells(Layout(tmp_path, tmp_path / "store"))
+    cells = matrix.matrix_cells(Layout(tmp_path, tmp_path / "store"))
     assert {c.runner for c in cells if c.toolchain == "kneron"} == {"gpu-box"}
     (tmp_path / ".github" / "runners.yaml").write_text("tensorrt: x\n")
     with pytest.raises(UsageError, match="unknown toolchain"):
-        matrix.cells(Layout(tmp_path, tmp_path / "store"))
+        matrix.matrix_cells(Layout(tmp_path, tmp_path / "store"))
 
 
 def test_changed_paths_select_cells():
@@ -99,7 +99,7 @@ def test_changed_since_uses_git(tmp_path):
     p = root / "recipes" / "litehrnet.yaml"
     p.write_text(p.read_text().replace("model_version: \"0001\"", "model_version: \"0002\"", 1))
     subprocess.run([*git, "commit", "-qam", "two"], check=True)
-    cells = matrix.cells(Layout(root, tmp_path / "store"), "HEAD~1")
+    cells = matrix.matrix_cells(Layout(root, tmp_path / "store"), "HEAD~1")
     assert {c.recipe for c in cells} == {"litehrnet"}
 
 

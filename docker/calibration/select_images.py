@@ -11,12 +11,12 @@ Inputs: /in/params.json, /in/archive (zip or tar). Output: /out/calibration/, /o
 import fnmatch
 import hashlib
 import json
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
-params = json.loads(Path("/in/params.json").read_text())
+from posepipe_step import PARAMS as params, fail
+
 archive = Path("/in/archive")
 
 
@@ -44,7 +44,7 @@ for i, (name, data) in enumerate(members()):
     (Path("/out") / local).write_bytes(data)
     picked.append({"file": local, "member": name, "sha256": hashlib.sha256(data).hexdigest()})
 if len(picked) < params["count"]:
-    sys.exit(f"the archive has {len(picked)} member(s) matching {params['select']!r}; the recipe needs {params['count']}")
+    fail(f"the archive has {len(picked)} member(s) matching {params['select']!r}; the recipe needs {params['count']}")
 listing = {"select": params["select"], "calibration": picked[: params["count"]], "held_out": picked[params["count"]:]}
 (Path("/out") / "list.json").write_text(json.dumps(listing, indent=1) + "\n")
 print(f"calibration: {len(listing['calibration'])} image(s), {len(listing['held_out'])} held out", flush=True)

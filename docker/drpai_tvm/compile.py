@@ -24,16 +24,10 @@ import shutil
 import sys
 from pathlib import Path
 
-PARAMS = json.loads(Path("/in/params.json").read_text())
-S = PARAMS["settings"]
-OUT = Path("/out") / PARAMS["output"]
+from posepipe_step import OUT, PARAMS, SETTINGS as S, fail, mean_std
+
 SHAPE = PARAMS["input"]["shape"]
 CPU_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
-
-
-def fail(message: str) -> None:
-    print(f"drpai_tvm step failed: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
 
 
 def environment() -> tuple[str, str]:
@@ -81,7 +75,7 @@ def preprocess_runtime() -> None:
     ops = [op.Crop(*block["crop"])] if block.get("crop") else []
     ops += [
         op.Resize(SHAPE[3], SHAPE[2], op.Resize.BILINEAR),
-        op.Normalize([-m for m in norm["mean"]], [1.0 / s for s in norm["std"]]),  # (x - mean) / std on 0-255
+        op.Normalize([-m for m in mean_std()[0]], [1.0 / s for s in mean_std()[1]]),  # (x - mean) / std on 0-255
     ]
     config.ops = ops
     preruntime.PreRuntime(config, str(OUT / "preprocess"), S["product"])

@@ -10,7 +10,6 @@ Inputs: /in/params.json, /in/model/model.onnx, /in/calibration/ (list.json, imag
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from pathlib import Path
@@ -18,27 +17,15 @@ from pathlib import Path
 import ktc
 import numpy as np
 import onnx
-from PIL import Image
 
-PARAMS = json.loads(Path("/in/params.json").read_text())
-S = PARAMS["settings"]
-OUT = Path("/out") / PARAMS["output"]
+from posepipe_step import OUT, PARAMS, SETTINGS as S, load_image
+
 FLOW = Path("/tmp/kneron_flow")
 
 
 def calibration_inputs() -> list[np.ndarray]:
-    _, _, h, w = PARAMS["input"]["shape"]
-    n = PARAMS["normalization"]
     listing = json.loads(Path("/in/calibration/list.json").read_text())
-    data = [(Path("/in/calibration") / e["file"]).read_bytes() for e in listing["calibration"]]
-    out = []
-    for d in data:
-        x = np.asarray(Image.open(io.BytesIO(d)).convert("RGB").resize((w, h), Image.BILINEAR), np.float32)
-        if n["channel_order"] == "BGR":
-            x = x[..., ::-1]
-        x = (x - np.array(n["mean"], np.float32)) / np.array(n["std"], np.float32)
-        out.append(np.ascontiguousarray(x.transpose(2, 0, 1))[None])
-    return out
+    return [load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in listing["calibration"]]
 
 
 def main() -> None:

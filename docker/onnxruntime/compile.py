@@ -11,10 +11,8 @@ EXTENDED, not ALL: level ALL adds layout transforms specific to the machine that
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +21,13 @@ import onnx.version_converter
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from PIL import Image
+from posepipe_step import OUT, PARAMS, SETTINGS, check, fail, load_image, write_report
 
-PARAMS = json.loads(Path("/in/params.json").read_text())
-SETTINGS = PARAMS["settings"]
 MODEL_IN = Path("/in/model")
-OUT = Path("/out") / PARAMS["output"]
 HELD_OUT = 16  # images after the calibration set that only the accuracy gate sees
 ort.set_default_logger_severity(3)
 SO = ort.SessionOptions()
 SO.intra_op_num_threads = 2
-
-
-def fail(message: str) -> None:
-    print(f"onnxruntime step failed: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
 
 
 def session(path: Path) -> ort.InferenceSession:
@@ -52,18 +42,6 @@ def optimise(src: Path, dst: Path) -> None:
 
 
 # ------------------------------------------------------------------ images
-
-
-def preprocess(data: bytes) -> np.ndarray:
-    """The model's own normalisation from the recipe: resize to the input, (x - mean) / std, NCHW."""
-    _, _, h, w = PARAMS["input"]["shape"]
-    n = PARAMS["normalization"]
-    img = Image.open(io.BytesIO(data)).convert("RGB").resize((w, h), Image.BILINEAR)
-    x = np.asarray(img, dtype=np.float32)
-    if n["channel_order"] == "BGR":
-        x = x[..., ::-1]
-    x = (x - np.array(n["mean"], np.float32)) / np.array(n["std"], np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
 
 
 def batches(images: list[np.ndarray]) -> list[np.ndarray]:
@@ -150,14 +128,16 @@ def main() -> None:
     probe = rng.standard_normal(PARAMS["input"]["shape"]).astype(np.float32)
     name = PARAMS["input"]["name"]
     raw, opt = session(source), session(fp32)
-    report["fp32_vs_export_max_abs_diff"] = max(
-        float(np.abs(a - b).max()) for a, b in zip(raw.run(None, {name: probe}), opt.run(None, {name: probe}))
-    )
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(raw.run(None, {name: probe}), opt.run(None, {name: probe})))
+    report["fp32_vs_export_max_abs_diff"] = diff
+    checks = []  # the shipped model's own checks: FP32 against the export, INT8 against FP32 under the recipe's limits
+    if SETTINGS["quantize"] == "none":
+        checks.append(check("fp32 outputs vs the export", diff <= export["tolerance"], max_abs_diff=diff, tolerance=export["tolerance"]))
     if SETTINGS["quantize"] == "int8":
         listing = json.loads(Path("/in/calibration/list.json").read_text())
         if len(listing["held_out"]) < HELD_OUT:
             fail(f"the calibration archive leaves {len(listing['held_out'])} held-out image(s) after the calibration set; the gate needs {HELD_OUT}")
-        read = lambda entries: [preprocess((Path("/in/calibration") / e["file"]).read_bytes()) for e in entries]  # noqa: E731
+        read = lambda entries: [load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in entries]  # noqa: E731
         calib = batches(read(listing["calibration"]))
         held = batches(read(listing["held_out"][:HELD_OUT]))
         exclude = list(SETTINGS.get("exclude_nodes", []))
@@ -184,11 +164,15 @@ def main() -> None:
                                  "first": listing["calibration"][0]["member"], "last": listing["calibration"][-1]["member"]}
         report["fp32_nodes"] = exclude
         problems = gate(report["accuracy_int8_vs_fp32"])
+        limits = {k: SETTINGS[k] for k in ("max_keypoint_error_px", "max_normalized_error") if k in SETTINGS}
+        if limits:  # figures without a limit are recorded, but they are no check
+            checks.append(check("int8 keypoints vs fp32 on held-out images", not problems,
+                                **report["accuracy_int8_vs_fp32"], **limits))
     else:
-        problems = []
+        problems = [] if diff <= export["tolerance"] else [f"fp32 differs from the export by {diff:.3g} > {export['tolerance']:g}"]
     onnx.checker.check_model(str(OUT / "model.onnx"))
-    (OUT / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    print(json.dumps({k: report[k] for k in report if k != "settings"}), flush=True)
+    report["checks"] = checks
+    write_report(report)
     if problems:
         fail("accuracy gate: " + "; ".join(problems))
 

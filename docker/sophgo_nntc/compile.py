@@ -17,35 +17,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-PARAMS = json.loads(Path("/in/params.json").read_text())
-S = PARAMS["settings"]
-OUT = Path("/out") / PARAMS["output"]
+from posepipe_step import OUT, PARAMS, SETTINGS as S, fail, mean_std, run
+
 WORK = Path("/tmp/sophgo")
 NET = PARAMS["output"]
-
-
-def fail(message: str) -> None:
-    print(f"sophgo_nntc step failed: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
-
-
-def run(argv: list[str], what: str) -> None:
-    print("+ " + " ".join(argv), flush=True)
-    res = subprocess.run(argv, cwd=WORK)
-    if res.returncode != 0:
-        fail(f"{what} exited with {res.returncode}")
 
 
 def preprocess_option() -> str:
     _, _, h, w = PARAMS["input"]["shape"]
     n = PARAMS["normalization"]
-    mean, std = n["mean"], n["std"]
-    if n["channel_order"] == "RGB":  # listed in the decoded (BGR) order, as Sophgo's scripts do
-        mean, std = mean[::-1], std[::-1]
+    mean, std = mean_std("BGR")  # listed in the decoded (BGR) order, as Sophgo's scripts do
     means = ":".join(f"{m:g}" for m in mean)
     scales = ":".join(f"{1 / s:.8g}" for s in std)
     return f"resize_h={h},resize_w={w};mean_value={means},scale={scales},bgr2rgb={n['channel_order'] == 'RGB'}"
@@ -55,13 +38,13 @@ def compile_one(model: str, built: Path) -> Path:
     shape = PARAMS["input"]["shape"]
     if S["quantize"] == "fp32":
         run(["python3", "-m", "bmneto", f"--model={model}", f"--shapes=[{json.dumps(shape).replace(' ', '')}]",
-             "--target=BM1684", f"--outdir={built}", f"--net_name={NET}", "--opt=2", "--dyn=false", "--cmp=true"], "bmneto")
+             "--target=BM1684", f"--outdir={built}", f"--net_name={NET}", "--opt=2", "--dyn=false", "--cmp=true"], cwd=WORK, what="bmneto")
     else:
         images = Path("/in/calibration/calibration")  # the recipe's calibration set, and nothing else
         run(["python3", "-m", "ufw.cali.cali_model", "--net_name", NET, "--model", model,
              "--cali_image_path", str(images), "--cali_image_preprocess", preprocess_option(),
              "--input_shapes", json.dumps(shape).replace(" ", ""), f"--cali_iterations={len(list(images.iterdir()))}",
-             "--target=BM1684", f"--convert_bmodel_cmd_opt=-outdir={built} --target=BM1684 -opt=2 -v=4"], "ufw.cali.cali_model")
+             "--target=BM1684", f"--convert_bmodel_cmd_opt=-outdir={built} --target=BM1684 -opt=2 -v=4"], cwd=WORK, what="ufw.cali.cali_model")
     found = sorted(WORK.rglob("compilation.bmodel"))  # the auto-cali tool may nest it under <net>_batch<N>/
     if len(found) != 1:
         fail(f"expected one compilation.bmodel under {WORK}, found {[str(p) for p in found]}")

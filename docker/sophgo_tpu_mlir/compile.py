@@ -17,20 +17,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-PARAMS = json.loads(Path("/in/params.json").read_text())
-S = PARAMS["settings"]
-OUT = Path("/out") / PARAMS["output"]
+from posepipe_step import OUT, PARAMS, SETTINGS as S, fail, mean_std, run
+
 WORK = Path("/tmp/tpu_mlir")
 NET = PARAMS["output"]
-
-
-def fail(message: str) -> None:
-    print(f"sophgo_tpu_mlir step failed: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
 
 
 def tool(name: str) -> str:
@@ -41,35 +33,29 @@ def tool(name: str) -> str:
     return found
 
 
-def run(argv: list[str]) -> None:
-    print("+ " + " ".join(argv), flush=True)
-    res = subprocess.run(argv, cwd=WORK)
-    if res.returncode != 0:
-        fail(f"{Path(argv[0]).name} exited with {res.returncode}")
-
-
 def main() -> None:
     WORK.mkdir()
     OUT.mkdir(parents=True)
     n = PARAMS["normalization"]
+    mean, std = mean_std()
     shape = json.dumps([PARAMS["input"]["shape"]]).replace(" ", "")
     transform = [tool("model_transform"), "--model_name", NET, "--model_def", "/in/model/model.onnx",
-                 "--input_shapes", shape, "--mean", ",".join(f"{m:g}" for m in n["mean"]),
-                 "--scale", ",".join(f"{1 / s:.8g}" for s in n["std"]), "--pixel_format", n["channel_order"].lower(),
+                 "--input_shapes", shape, "--mean", ",".join(f"{m:g}" for m in mean),
+                 "--scale", ",".join(f"{1 / s:.8g}" for s in std), "--pixel_format", n["channel_order"].lower(),
                  "--mlir", f"{NET}.mlir"]
     deploy = [tool("model_deploy"), "--mlir", f"{NET}.mlir", "--quantize", S["quantize"], "--chip", S["chip"]]
     if S["quantize"] == "INT8":
         dataset = Path("/in/calibration/calibration")  # the recipe's calibration set, and nothing else
         images = sorted(dataset.iterdir())
         transform += ["--test_input", str(images[0]), "--test_result", f"{NET}_top_outputs.npz"]
-        run(transform)
+        run(transform, cwd=WORK)
         run([tool("run_calibration"), f"{NET}.mlir", "--dataset", str(dataset), "--input_num", str(len(images)),
-             "-o", f"{NET}_cali_table"])
+             "-o", f"{NET}_cali_table"], cwd=WORK)
         deploy += ["--calibration_table", f"{NET}_cali_table",
                    "--test_input", f"{NET}_in_f32.npz", "--test_reference", f"{NET}_top_outputs.npz"]
     else:
-        run(transform)
-    run(deploy + ["--model", str(OUT / f"{NET}.bmodel")])
+        run(transform, cwd=WORK)
+    run(deploy + ["--model", str(OUT / f"{NET}.bmodel")], cwd=WORK)
     if not (OUT / f"{NET}.bmodel").is_file():
         fail("model_deploy finished without writing the bmodel")
     print(f"sophgo_tpu_mlir: {OUT.name}/{NET}.bmodel ready ({S['quantize']})", flush=True)

@@ -12,20 +12,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-PARAMS = json.loads(Path("/in/params.json").read_text())
-S = PARAMS["settings"]
-OUT = Path("/out") / PARAMS["output"]
+from posepipe_step import OUT, PARAMS, SETTINGS as S, fail, mean_std, run
+
 WORK = Path("/tmp/workspace")
 NAME = PARAMS["output"].split("-")[0]  # "hrnet_pose-int8-kl_divergence-512-vacc" -> model prefix "hrnet_pose"
-
-
-def fail(message: str) -> None:
-    print(f"vastai_vamc step failed: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
 
 
 def q(value) -> str:
@@ -51,8 +43,7 @@ def build_yaml() -> str:
         folder = Path("/in/calibration/calibration")  # the recipe's calibration set, and nothing else
         files = sorted(folder.iterdir())
         suffix = files[0].suffix.lstrip(".")
-        n = PARAMS["normalization"]
-        mean, std = [m / 255 for m in n["mean"]], [s / 255 for s in n["std"]]
+        mean, std = ([v / 255 for v in values] for values in mean_std())
         lines += [
             "  quantize:",
             f"    calibrate_mode: {S.get('calibrate_mode', 'max')}",
@@ -86,9 +77,7 @@ def main() -> None:
     vamc = shutil.which("vamc")
     if vamc is None:
         fail("`vamc` is not on PATH in the provisioned image")
-    res = subprocess.run([vamc, "build", str(config)], cwd=WORK)
-    if res.returncode != 0:
-        fail(f"vamc build exited with {res.returncode}")
+    run([vamc, "build", str(config)], cwd=WORK, what="vamc build")
     suites = sorted({p.parent for p in WORK.rglob("*.params")})
     if len(suites) != 1:
         fail(f"expected one model suite (*.so/*.json/*.params) under {WORK}, found {[str(s) for s in suites]}")

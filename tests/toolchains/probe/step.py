@@ -1,8 +1,10 @@
 """Probe step: does what /in/params.json says, so tests can drive the engine."""
 
+import errno
 import hashlib
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -28,6 +30,14 @@ if action == "write":
     (out / "result.txt").write_text(params.get("text", "") + "\n")
     (out / "inputs.json").write_text(json.dumps(inputs(), sort_keys=True))
     (out / "env.json").write_text(json.dumps({"uid": os.getuid(), "epoch": os.environ.get("SOURCE_DATE_EPOCH")}))
+    tried = {}
+    for dep in sorted(p for p in Path("/in").iterdir() if p.is_dir()):
+        try:
+            (dep / "result.txt").write_text("overwritten")
+            tried[dep.name] = "written"
+        except OSError as e:
+            tried[dep.name] = errno.errorcode.get(e.errno, str(e.errno))
+    (out / "dep_writes.json").write_text(json.dumps(tried, sort_keys=True))
 elif action == "fail":
     for i in range(40):
         print(f"log line {i}")
@@ -58,6 +68,13 @@ elif action == "slow_write":
     (out / "part.txt").write_text("first half\n")
     print("probe: half", flush=True)
     time.sleep(params["seconds"])
+    (out / "result.txt").write_text(params.get("text", "") + "\n")
+elif action == "await_signal":  # a test releases it with SIGUSR1 once it has seen what it waits for
+    released = []
+    signal.signal(signal.SIGUSR1, lambda *_: released.append(True))
+    print("probe: waiting for SIGUSR1", flush=True)
+    while not released:
+        signal.pause()
     (out / "result.txt").write_text(params.get("text", "") + "\n")
 elif action == "random":
     (out / "same.txt").write_text("stable\n")

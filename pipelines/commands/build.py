@@ -1,0 +1,128 @@
+"""`invoke build`: fetch, plan, run the steps, place each target under artifacts/ with its manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.cli import console
+from pipelines.cli.console import Built, StepConsole
+from pipelines.commands.fetch import make_fetcher, recipe_inputs
+from pipelines.commands.recipes import load_named, select_targets
+from pipelines.core import manifest as manifest_model
+from pipelines.core.catalog_page import figures
+from pipelines.core.cells import Status
+from pipelines.core.errors import NotImplementedYet, ToolchainNotProvisioned
+from pipelines.core.layout import Layout
+from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN, compile_step_id, plan
+from pipelines.core.recipe import Recipe, Target
+from pipelines.core.steps import upstream
+from pipelines.edges import artifacts
+from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.docker_driver import DockerDriver
+from pipelines.edges.engine import Engine, EngineOptions
+from pipelines.edges.fetcher import FetchOptions
+from pipelines.edges.git import posepipe_commit
+from pipelines.edges.images import ImageBuilder, load_toolchain
+from pipelines.edges.provisioning import not_provisioned, status
+from pipelines.edges.stepcache import Entry, StepCache
+
+REPORTS = ("export.json", "report.json")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    recipe: str
+    target: str | None = None
+    no_cache: bool = False
+    keep_failed: bool = False
+    jobs: int = 0
+    locked: bool = False
+    offline: bool = False
+    progress: bool = True
+    check: bool = False  # run every step again and record in the manifest which files differ
+    memory: str | None = None  # per-container limit, docker syntax ("8g")
+    cpus: float | None = None  # per-container CPU limit
+    verbose: bool = False  # stream every step's output (it is always in the step's log file)
+
+
+def _blocked(layout: Layout, t: Target) -> tuple[str, Status] | None:
+    """The toolchain that keeps a target from building here, and why; None if it can build."""
+    needed = (EXPORT_TOOLCHAIN, CALIBRATION_TOOLCHAIN, t.toolchain) if t.needs_calibration else (EXPORT_TOOLCHAIN, t.toolchain)
+    for name in needed:
+        s = status(name, layout.docker)
+        if s is not Status.READY:
+            return name, s
+    return None
+
+
+def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
+    recipe = load_named(layout, req.recipe)
+    targets = select_targets(recipe, req.target)
+    blocked = {t.id: s for t in targets if (s := _blocked(layout, t))}
+    for tid, (toolchain, s) in blocked.items():
+        console.note(f"skip    {recipe.name}/{tid}: toolchain {toolchain} is {s.value}")
+    ready = tuple(t for t in targets if t.id not in blocked)
+    built = _build_targets(layout, recipe, ready, req) if ready else {}
+    if blocked:
+        raise _blocked_error(layout, recipe, blocked, built)
+    return built
+
+
+def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest) -> dict[str, Path]:
+    fetcher = make_fetcher(layout, FetchOptions(locked=req.locked, offline=req.offline), req.progress)
+    wanted = recipe_inputs(recipe, calibration=any(t.needs_calibration for t in targets))
+    fetched = {name: (rf.url, fetcher.fetch(rf, label).sha256) for name, (label, rf) in wanted.items()}
+    steps = plan(recipe, targets, fetched["checkpoint"][1], fetched["calibration"][1] if "calibration" in fetched else None)
+    driver = DockerDriver.from_env()
+    shown = StepConsole(verbose=req.verbose)
+    engine = Engine(
+        driver, ImageBuilder(driver, layout.docker, layout.store), StepCache(layout.store), BlobStore(layout.store),
+        layout.docker, layout.store / "logs" / recipe.name,
+        EngineOptions(jobs=req.jobs, no_cache=req.no_cache, keep_failed=req.keep_failed, mem_limit=req.memory,
+                      cpus=req.cpus, check=req.check),
+        on_line=shown.output, on_start=shown.started, on_done=shown.done,
+    )
+    with shown.session():
+        results = engine.run(steps)
+    inputs = {name: {"url": url, "sha256": sha} for name, (url, sha) in fetched.items()}
+    commit = posepipe_commit(layout.root)
+    placed, summary = {}, []
+    for t in targets:
+        records = [_record(layout, s, results[s.id]) for s in upstream(steps, compile_step_id(recipe, t))]
+        manifest = manifest_model.assemble(recipe, t, records, inputs, engine.stats.differs if req.check else None,
+                                           commit, engine.options.source_date_epoch)
+        dest = layout.artifacts / recipe.name / t.id
+        artifacts.place(results[compile_step_id(recipe, t)].outputs, dest, manifest_model.render(manifest),
+                        engine.options.source_date_epoch)
+        placed[t.id] = dest
+        summary.append(Built(t.id, manifest["label"], str(dest.relative_to(layout.root) if dest.is_relative_to(layout.root) else dest),
+                             figures(manifest["verification"])))
+    console.build_summary(recipe.name, summary, len(engine.stats.ran), len(engine.stats.cached))
+    for step_id, files in sorted(engine.stats.differs.items()):
+        verdict = f"NOT reproducible: {', '.join(files)} differ" if files else "reproducible"
+        console.line(f"check {step_id}: {verdict}")
+    return placed
+
+
+def _record(layout: Layout, step, entry: Entry) -> manifest_model.StepRecord:
+    spec = load_toolchain(layout.docker, step.toolchain)
+    facts = json.loads((entry.path / "manifest.json").read_text())
+    reports = {}
+    for name in REPORTS:
+        found = sorted(entry.outputs.rglob(name))
+        if found:
+            reports[name] = json.loads(found[0].read_text())
+    return manifest_model.StepRecord(step, entry.key, facts["image"], spec.version, spec.contract_test, facts["files"], reports)
+
+
+def _blocked_error(layout: Layout, recipe: Recipe, blocked: dict[str, tuple[str, Status]], built: dict[str, Path]):
+    names = ", ".join(f"{tid} ({tc} {s.value})" for tid, (tc, s) in blocked.items())
+    done = f"; built: {', '.join(built)}" if built else "; nothing was built"
+    text = f"{recipe.name}: these targets cannot build here: {names}{done}"
+    missing = sorted({tc for tc, s in blocked.values() if s is Status.NOT_PROVISIONED})
+    if missing:
+        how = "\n\n".join(str(not_provisioned(tc, load_toolchain(layout.docker, tc).provision)) for tc in missing)
+        return ToolchainNotProvisioned(f"{text}\n\n{how}")
+    return NotImplementedYet(text)

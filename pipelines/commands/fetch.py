@@ -1,0 +1,47 @@
+"""`invoke fetch`: bring a recipe's pinned inputs into the store."""
+
+from __future__ import annotations
+
+from pipelines.cli import console
+from pipelines.cli.progress import for_terminal
+from pipelines.commands.recipes import all_valid, load_named
+from pipelines.core.layout import Layout
+from pipelines.core.recipe import Recipe, RemoteFile
+from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.fetcher import Fetcher, FetchOptions, FetchResult
+
+
+def recipe_inputs(recipe: Recipe, calibration: bool) -> dict[str, tuple[str, RemoteFile]]:
+    """{"checkpoint"|"calibration": (label, file)}: the checkpoint and, if asked and present, the calibration archive."""
+    inputs = {"checkpoint": (f"{recipe.name}: checkpoint {recipe.model.checkpoint.file_name}", recipe.model.checkpoint)}
+    if calibration and recipe.calibration:
+        archive = recipe.calibration.archive
+        inputs["calibration"] = (f"{recipe.name}: calibration {archive.file_name}", archive)
+    return inputs
+
+
+def make_fetcher(layout: Layout, options: FetchOptions, progress: bool) -> Fetcher:
+    return Fetcher(BlobStore(layout.store), layout.lock_file, options, for_terminal(progress))
+
+
+def fetch_recipe_inputs(
+    layout: Layout,
+    recipe: str | None,
+    *,
+    calibration: bool,
+    locked: bool,
+    offline: bool,
+    verify: bool,
+    progress: bool,
+) -> list[FetchResult]:
+    recipes = [load_named(layout, recipe)] if recipe else all_valid(layout)
+    fetcher = make_fetcher(layout, FetchOptions(locked=locked, offline=offline, verify=verify), progress)
+    results = []
+    for r in recipes:
+        for label, rf in recipe_inputs(r, calibration).values():
+            res = fetcher.fetch(rf, label)
+            how = "downloaded" if res.downloaded else "in store"
+            console.line(f"ok  {label}: {how}, {res.size} bytes, sha256 {res.sha256}")
+            results.append(res)
+    return results
+

@@ -1,0 +1,16 @@
+"""`invoke lock`: a toolchain's requirements.in resolved into its hash-locked requirements.lock."""
+
+from __future__ import annotations
+
+from pipelines.cli import console
+from pipelines.core.errors import UsageError
+from pipelines.core.layout import Layout
+from pipelines.edges import wheelhouse
+
+
+def lock(layout: Layout, toolchain: str) -> None:
+    source = layout.docker / toolchain / "requirements.in"
+    if not source.is_file():
+        raise UsageError(f"{source} does not exist")
+    out = wheelhouse.lock(source, layout.store / "wheels")
+    console.line(f"wrote {out} ({len(wheelhouse.locked_hashes(out))} wheels)")

@@ -1,0 +1,61 @@
+"""The catalog page (index.html) of a published layout: what board teams browse."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+
+def figures(verification: dict[str, Any]) -> dict[str, float]:
+    """The few verification numbers worth a column, from a manifest's verification record."""
+    out: dict[str, float] = {}
+    for name, record in verification.items():
+        diffs = record.get("max_abs_diff") if name.endswith("export.json") else None
+        if diffs:
+            out["export max abs diff"] = max(v for per in diffs.values() for v in per.values())
+        acc = record.get("accuracy_int8_vs_fp32")
+        if acc:
+            out["int8 mean error px"] = acc["mean_error_px"]
+            out["int8 p95 error px"] = acc["p95_error_px"]
+            out["int8 PCK@2px"] = acc["pck_2px"]
+    return out
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def render(index: dict[str, Any]) -> str:
+    rows = []
+    for recipe in sorted(index["recipes"]):
+        for target in sorted(index["recipes"][recipe]):
+            for version, e in sorted(index["recipes"][recipe][target].items(), key=lambda kv: -kv[1]["published"]):
+                figs = "<br>".join(f"{html.escape(k)}: {v:.3g}" for k, v in sorted(e["verification"].items())) or "&mdash;"
+                cmd = (f"invoke download --recipe {recipe} --target {target} --version {version} "
+                       f"--from URL_OF_THIS_PAGE --to ./{e['output']}" + (" --key PUBLISHER.pub" if e["signed"] else " --allow-unsigned"))
+                rows.append(
+                    f'<tr data-recipe="{html.escape(recipe)}" data-target="{html.escape(target)}">'
+                    f"<td>{html.escape(recipe)}</td><td>{html.escape(target)}</td><td>{html.escape(e['toolchain'])}</td>"
+                    f"<td>{html.escape(e['output'])}</td><td>{html.escape(version)}</td><td>{_size(e['size'])}</td>"
+                    f"<td><code>{e['sha256'][:16]}&hellip;</code></td>"
+                    f"<td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(e['published']))} UTC</td>"
+                    f"<td>{'signed' if e['signed'] else 'unsigned'}</td><td>{html.escape(e.get('label', 'verified'))}</td><td>{figs}</td>"
+                    f'<td><code class="cmd">{html.escape(cmd)}</code></td></tr>'
+                )
+    head = "".join(f"<th>{h}</th>" for h in ("recipe", "target", "toolchain", "folder", "version", "size", "sha256",
+                                               "published", "signature", "label", "verification", "download"))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>posepipe artifacts</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; font-size: 14px; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
+th {{ background: #eee; }} code.cmd {{ font-size: 12px; }}
+</style></head>
+<body><h1>posepipe artifacts</h1>
+<p>{len(rows)} artifact version(s). Every file's sha256 is in its manifest; <code>invoke download</code> checks them and the signature.</p>
+<table id="artifacts"><thead><tr>{head}</tr></thead><tbody>
+{chr(10).join(rows)}
+</tbody></table></body></html>
+"""

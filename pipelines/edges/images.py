@@ -1,0 +1,144 @@
+"""Toolchain images: ``docker/<name>/`` built on the base, tagged by a digest of all inputs.
+
+The tag is ``posepipe/<name>:<digest>`` where the digest covers every file in
+the toolchain folder, the base image ID and the locked wheels, so an
+unchanged toolchain is never rebuilt and a changed one always is.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pipelines.edges import provisioning
+
+from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.fetcher import Fetcher
+from pipelines.edges.fs import get_or_make
+from pipelines.edges.bootstrap import ensure_base, load_base_spec
+from pipelines.core.digests import sha256_file, sha256_json
+from pipelines.edges.docker_driver import DockerDriver
+from pipelines.core.errors import UsageError
+from pipelines.core.layout import REPO_ROOT
+from pipelines.edges.wheelhouse import fill_wheelhouse
+
+log = logging.getLogger("posepipe")
+SHARED_DIR = REPO_ROOT / "docker" / "common"  # in-image code several toolchains share
+
+
+@dataclass(frozen=True)
+class ToolchainSpec:
+    name: str
+    folder: Path
+    command: tuple[str, ...]  # argv of the in-image step script
+    requirements: str | None = None  # hashed requirements file inside the folder
+    version: str = "unversioned"  # what the toolchain is, for manifests (e.g. "mmpose 1.3.2")
+    contract_test: bool = False  # a test stand-in: its artifacts are labelled and never publishable
+    base: str = "bootstrap"  # "bootstrap": our Debian base; "vendor": the image the user provisions
+    provision: str = ""  # for vendor toolchains: exactly what the user must supply
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of every file
+    shared: tuple[str, ...] = ()  # files of docker/common/ copied into its build context (and its digest)
+
+    @property
+    def files_digest(self) -> str:
+        return sha256_json(self.files)
+
+
+def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
+    folder = docker_dir / name
+    spec_file = folder / "toolchain.yaml"
+    if not spec_file.is_file():
+        raise UsageError(f"toolchain {name!r} has no {spec_file}")
+    data = yaml.safe_load(spec_file.read_text())
+    files = {
+        p.relative_to(folder).as_posix(): sha256_file(p)[0]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    shared = tuple(data.get("shared", ()))
+    for name_ in shared:
+        if not (SHARED_DIR / name_).is_file():
+            raise UsageError(f"{spec_file}: shared file {name_!r} is not in {SHARED_DIR}")
+        files[f"shared/{name_}"] = sha256_file(SHARED_DIR / name_)[0]
+    vendor = provisioning.provisioned(name) if data.get("base") == "vendor" else None
+    return ToolchainSpec(
+        name, folder, tuple(data["command"]), requirements=data.get("requirements"), files=files,
+        version=str(data.get("version", "unversioned")),
+        contract_test=bool(data.get("contract_test", False)) or bool(vendor and vendor.contract_test),
+        base=data.get("base", "bootstrap"), provision=data.get("provision", ""), shared=shared,
+    )
+
+
+def image_tag(spec: ToolchainSpec, base_id: str) -> str:
+    return f"posepipe/{spec.name}:{sha256_json({'v': 1, 'files': spec.files, 'base': base_id})[:16]}"
+
+
+class ImageBuilder:
+    """Builds (or finds) toolchain images; one lock per tag so parallel builds agree."""
+
+    def __init__(self, driver: DockerDriver, docker_dir: Path, store_root: Path, fresh_base: bool = False):
+        self.driver = driver
+        self.docker_dir = docker_dir
+        self.store_root = store_root
+        self.fresh_base = fresh_base  # re-run debootstrap even if the tagged base exists
+        self._base_id: str | None = None
+        self._lock = threading.Lock()
+
+    def base_id(self) -> str:
+        with self._lock:  # worker threads ask at once; bootstrap once
+            if self._base_id is None:
+                spec = load_base_spec(self.docker_dir)
+                find = (lambda: None) if self.fresh_base or spec.image else (lambda: self.driver.image_id(spec.tag))
+                self._base_id = get_or_make(
+                    self.store_root / "locks" / f"base-{spec.digest}.lock", f"the base image {spec.tag}", find,
+                    lambda: ensure_base(self.driver, spec, self.store_root, self.fresh_base),
+                )
+            return self._base_id
+
+    def toolchains(self) -> list[str]:
+        return sorted(p.parent.name for p in self.docker_dir.glob("*/toolchain.yaml"))
+
+    def base_for(self, spec: ToolchainSpec) -> str:
+        """Our bootstrapped base, or the vendor image the user provisioned for this toolchain."""
+        if spec.base != "vendor":
+            return self.base_id()
+        vendor = provisioning.provisioned(spec.name)
+        if vendor is None:
+            raise provisioning.not_provisioned(spec.name, spec.provision)
+        fetcher = Fetcher(BlobStore(self.store_root), self.store_root / "vendor.lock")
+        return provisioning.vendor_image_id(self.driver, vendor, self.store_root, fetcher)
+
+    def ensure(self, spec: ToolchainSpec) -> str:
+        """The image ID for ``spec``, building it only if no image carries its tag."""
+        base = self.base_for(spec)
+        tag = image_tag(spec, base)
+        lock = self.store_root / "locks" / f"image-{tag.replace('/', '_').replace(':', '_')}.lock"
+        return get_or_make(lock, f"image {tag}", lambda: self.driver.image_id(tag), lambda: self._build(spec, tag, base))
+
+    def _build(self, spec: ToolchainSpec, tag: str, base: str) -> str:
+        log.info(f"building image {tag} (its Dockerfile steps show with --verbose)")
+        (self.store_root / "tmp").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="context-", dir=self.store_root / "tmp") as tmp:
+            context = Path(tmp) / "context"
+            shutil.copytree(spec.folder, context, ignore=shutil.ignore_patterns("__pycache__"))
+            for name in spec.shared:
+                shutil.copyfile(SHARED_DIR / name, context / name)
+            wheels = context / "wheels"
+            wheels.mkdir(exist_ok=True)
+            if spec.requirements:
+                for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store_root / "wheels"):
+                    try:
+                        os.link(wheel, wheels / wheel.name)  # same file system: no copy of GBs
+                    except OSError:
+                        shutil.copy2(wheel, wheels / wheel.name)
+            return self.driver.build(
+                context, tag, {"BASE_IMAGE": base}, lambda line: log.debug(f"  {line}")
+            )

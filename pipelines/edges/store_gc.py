@@ -1,0 +1,94 @@
+"""`invoke gc`: bound the store by age and size, least recently used first.
+
+Step entries held by a running build (their shared "use" lock) are never
+deleted; blobs and entries are removed whole, never partly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.edges.fs import try_file_lock
+from pipelines.edges.blobstore import BlobStore
+from pipelines.core.errors import UsageError
+from pipelines.edges.stepcache import StepCache
+
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+AGES = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)I?B?\s*", text.upper())
+    if not m:
+        raise UsageError(f"size {text!r} is not like 500M or 20G")
+    return int(float(m[1]) * UNITS[m[2]])
+
+
+def parse_age(text: str) -> float:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text.lower())
+    if not m:
+        raise UsageError(f"age {text!r} is not like 12h or 30d")
+    return float(m[1]) * AGES[m[2]]
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str  # "step" or "blob"
+    name: str
+    size: int
+    last_used: float
+
+
+def _tree_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def inventory(store_root: Path) -> list[Item]:
+    steps, blobs = StepCache(store_root), BlobStore(store_root)
+    items = [Item("step", k, _tree_size(steps.entry_path(k)), steps.entry_path(k).stat().st_mtime) for k in steps.keys()]
+    items += [Item("blob", s, blobs.blob_path(s).stat().st_size, blobs.last_used(s)) for s in blobs.shas()]
+    return sorted(items, key=lambda i: i.last_used)
+
+
+def choose(items: list[Item], max_size: int | None, max_age: float | None, now: float) -> list[Item]:
+    """Pure: which items to drop, oldest use first, to meet both bounds."""
+    drop = [i for i in items if max_age is not None and now - i.last_used > max_age]
+    total = sum(i.size for i in items) - sum(i.size for i in drop)
+    for i in items:
+        if max_size is None or total <= max_size:
+            break
+        if i not in drop:
+            drop.append(i)
+            total -= i.size
+    return drop
+
+
+def collect(store_root: Path, max_size: str | None, max_age: str | None) -> tuple[list[Item], list[Item]]:
+    """Remove what ``choose`` picks, except entries in use; returns (removed, kept because in use)."""
+    if max_size is None and max_age is None:
+        raise UsageError("give --max-size and/or --max-age")
+    size = parse_size(max_size) if max_size else None
+    age = parse_age(max_age) if max_age else None
+    steps, blobs = StepCache(store_root), BlobStore(store_root)
+    removed, busy = [], []
+    for item in choose(inventory(store_root), size, age, time.time()):
+        if item.kind == "blob":
+            blobs.discard(item.name)
+            removed.append(item)
+            continue
+        with try_file_lock(steps.locks / f"use-{item.name}.lock") as free, try_file_lock(
+            steps.locks / f"step-{item.name}.lock"
+        ) as unlocked:
+            if free and unlocked:
+                steps.remove(item.name)
+                removed.append(item)
+            else:
+                busy.append(item)
+    for stale in (store_root / "partial").glob("*.part") if age else ():
+        if time.time() - stale.stat().st_mtime > age:
+            os.unlink(stale)
+    return removed, busy

@@ -1,0 +1,33 @@
+"""Every benchmark runs in its quick smoke mode, so none can silently stop working."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.core.layout import REPO_ROOT
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+def bench(*args: str) -> str:
+    res = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    return res.stdout
+
+
+def test_engine_bench_smoke():
+    out = bench("bench/engine_bench.py", "--smoke")
+    assert "containers started during the no-op builds: 0" in out and "ratio" in out
+
+
+def test_ort_bench_smoke():
+    out = bench("bench/ort_bench.py", "--smoke")
+    assert out.splitlines()[-1].startswith("face_deeppose") and out.count("x") >= 2
+
+
+def test_fetch_bench_smoke():
+    out = bench("bench/fetch_bench.py", "--size-mib", "8", "--rounds", "1")
+    assert "curl" in out
