@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.blobstore import BlobStore  # noqa: E402
-from pipelines.digests import sha256_file  # noqa: E402
-from pipelines.fetcher import Fetcher  # noqa: E402
-from pipelines.recipe import RemoteFile  # noqa: E402
+from pipelines.edges.blobstore import BlobStore  # noqa: E402
+from pipelines.core.digests import sha256_file  # noqa: E402
+from pipelines.edges.fetcher import Fetcher  # noqa: E402
+from pipelines.core.recipe import RemoteFile  # noqa: E402
 
 
 def make_file(path: Path, size: int) -> str:

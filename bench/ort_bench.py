@@ -4,7 +4,8 @@ Builds each seed recipe's export, ort_fp32 and ort_int8 steps on a scratch store
 weights in MMPose 0.x form and synthetic calibration scenes, as the tests do: latency does
 not depend on weight values), then times the three models in the onnxruntime image on this
 machine: median of 20 runs, batch 1, 2 threads. Goals (issue 9): FP32 <= 1.0x, INT8 <= 0.8x.
-Usage: python3 bench/ort_bench.py [recipe ...]
+Usage: python3 bench/ort_bench.py [--smoke] [recipe ...]
+--smoke: face_deeppose only and 3 timed runs, so the test suite can run it and it cannot rot.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipelines.blobstore import BlobStore  # noqa: E402
-from pipelines.docker_driver import DockerDriver, Mount  # noqa: E402
-from pipelines.engine import Engine, EngineOptions  # noqa: E402
-from pipelines.fetcher import Fetcher  # noqa: E402
-from pipelines.images import ImageBuilder, load_toolchain  # noqa: E402
-from pipelines.plan import compile_step_id, export_step_id, plan  # noqa: E402
-from pipelines.recipe import RemoteFile, load_recipe  # noqa: E402
-from pipelines.stepcache import StepCache  # noqa: E402
+from pipelines.edges.blobstore import BlobStore  # noqa: E402
+from pipelines.edges.docker_driver import DockerDriver, Mount  # noqa: E402
+from pipelines.core.plan import CALIBRATION_TOOLCHAIN  # noqa: E402
+from pipelines.edges.engine import Engine, EngineOptions  # noqa: E402
+from pipelines.edges.fetcher import Fetcher  # noqa: E402
+from pipelines.edges.images import ImageBuilder, load_toolchain  # noqa: E402
+from pipelines.core.plan import compile_step_id, export_step_id, plan  # noqa: E402
+from pipelines.core.recipe import RemoteFile, load_recipe  # noqa: E402
+from pipelines.edges.stepcache import StepCache  # noqa: E402
 from tests.conftest import SHARED_STORE  # noqa: E402
 
 TIMER = """
@@ -40,7 +42,7 @@ for label in ("export", "fp32", "int8"):
     s = ort.InferenceSession(f"/in/{label}.onnx", so, providers=["CPUExecutionProvider"])
     for _ in range(3): s.run(None, {name: x})
     t = []
-    for _ in range(20):
+    for _ in range(RUNS):
         t0 = time.perf_counter(); s.run(None, {name: x}); t.append(time.perf_counter() - t0)
     out[label] = float(np.median(t) * 1000)
 print(json.dumps(out))
@@ -58,7 +60,11 @@ def run(driver: DockerDriver, image: str, script: Path, args: list[str], mounts:
 
 
 def main() -> None:
-    names = sys.argv[1:] or ["face_deeppose", "hand_hrnetv2", "litehrnet", "hrnet_sophon", "hrnet_pose_ae"]
+    args = sys.argv[1:]
+    smoke = "--smoke" in args
+    names = [a for a in args if a != "--smoke"] or (
+        ["face_deeppose"] if smoke else ["face_deeppose", "hand_hrnetv2", "litehrnet", "hrnet_sophon", "hrnet_pose_ae"])
+    runs = 3 if smoke else 20
     driver = DockerDriver.from_env()
     docker = ROOT / "docker"
     images = ImageBuilder(driver, docker, SHARED_STORE)
@@ -86,8 +92,8 @@ def main() -> None:
             checkpoint = fetch.fetch(RemoteFile(str(ck / "checkpoint.pth"), "unpinned")).sha256
             steps = plan(recipe, targets, checkpoint, calibration)
             for s in steps:  # the bench's synthetic scenes stand in for the calibration set
-                if "calibration" in s.params:
-                    s.params["calibration"] = {"select": "scenes/*.png", "count": 8}
+                if s.toolchain == CALIBRATION_TOOLCHAIN:
+                    s.params.update(select="scenes/*.png", count=8)
                 if s.params.get("settings", {}).get("quantize") == "int8":
                     s.params["settings"] = {**s.params["settings"], "max_keypoint_error_px": 1e9, "max_normalized_error": 1e9}
             engine = Engine(driver, images, StepCache(SHARED_STORE), store, docker, work / "logs", EngineOptions(jobs=1))
@@ -100,15 +106,15 @@ def main() -> None:
                 ("int8", res[compile_step_id(recipe, targets[1])].outputs / targets[1].output / "model.onnx"),
             ):
                 os.link(path, models / f"{label}.onnx")
-            t = json.loads(run(driver, ortimg, _timer(work), [json.dumps(export.params["input"]["shape"]),
+            t = json.loads(run(driver, ortimg, _timer(work, runs), [json.dumps(export.params["input"]["shape"]),
                                                             export.params["input"]["name"]], [Mount(models, "/in/m")], work))
             print(f"{name:15s} {t['export']:9.1f} {t['fp32']:9.1f} {t['int8']:8.1f}   "
                   f"{t['fp32'] / t['export']:9.2f}x  {t['int8'] / t['export']:9.2f}x")
 
 
-def _timer(work: Path) -> Path:
+def _timer(work: Path, runs: int) -> Path:
     path = work / "timer.py"
-    path.write_text(TIMER.replace("/in/{label}", "/in/m/{label}"))
+    path.write_text(TIMER.replace("/in/{label}", "/in/m/{label}").replace("RUNS", str(runs)))
     return path
 
 
