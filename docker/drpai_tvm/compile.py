@@ -18,7 +18,6 @@ Output: /out/<output>/{deploy.so, deploy.json, deploy.params[, preprocess/]}.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from posepipe_step import OUT, PARAMS, SETTINGS as S, fail, mean_std, run
@@ -56,7 +57,7 @@ def main() -> None:
     OUT.mkdir(parents=True)
     if "combine" in S:
         parts = [str(next(Path(f"/in/{ref}").rglob("compilation.bmodel"))) for ref in S["combine"]]
-        run(["bm_model.bin", "--combine", *parts, "-o", str(OUT / "compilation.bmodel")], "bm_model.bin --combine")
+        run(["bm_model.bin", "--combine", *parts, "-o", str(OUT / "compilation.bmodel")], cwd=WORK, what="bm_model.bin --combine")
     else:
         shutil.copyfile(compile_one("/in/model/model.onnx", WORK / "out"), OUT / "compilation.bmodel")
     info = subprocess.run(["bm_model.bin", "--info", str(OUT / "compilation.bmodel")], capture_output=True, text=True)
