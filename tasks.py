@@ -24,6 +24,7 @@ from pipelines.core.layout import layout
 
 RECIPE = "Recipe name: a file recipes/<name>.yaml"
 TARGET = "Target id inside the recipe (default: every target)"
+MAX_DOWNLOAD = "Cap on a download whose size is not known, e.g. 8G (default: 4G checkpoints, 64G calibration archives)"
 
 
 @task(
@@ -61,18 +62,19 @@ def list_(c, recipe=None):
         "memory": "Memory limit per step container, e.g. 8g (default: none)",
         "cpus": "CPU limit per step container, e.g. 1.5 (default: none)",
         "verbose": "Stream every step's output and image builds here (always kept in the step's log file)",
+        "max_download": MAX_DOWNLOAD,
     }
 )
 @command
 def build(
     c, recipe=None, target=None, no_cache=False, keep_failed=False, jobs=0, locked=False, offline=False,
-    no_progress=False, check=False, memory=None, cpus=None, verbose=False,
+    no_progress=False, check=False, memory=None, cpus=None, verbose=False, max_download=None,
 ):
     """Build a recipe's targets in Docker and leave verified artifacts with manifests."""
     request = building.BuildRequest(
         required(recipe, "--recipe"), target, no_cache=no_cache, keep_failed=keep_failed, jobs=jobs,
         locked=locked, offline=offline, progress=not no_progress, check=check, memory=memory,
-        cpus=float(cpus) if cpus else None, verbose=verbose,
+        cpus=float(cpus) if cpus else None, verbose=verbose, max_download=max_download,
     )
     building.build(layout(), request)
 
@@ -85,14 +87,15 @@ def build(
         "offline": "Use only the local store and name any missing blob",
         "verify": "Re-hash store hits fully instead of trusting the stat cache",
         "no_progress": "Plain log lines instead of a progress bar",
+        "max_download": MAX_DOWNLOAD,
     }
 )
 @command
-def fetch(c, recipe=None, calibration=False, locked=False, offline=False, verify=False, no_progress=False):
+def fetch(c, recipe=None, calibration=False, locked=False, offline=False, verify=False, no_progress=False, max_download=None):
     """Fetch checkpoints (and calibration sets) by sha256 into the content-addressed store."""
     fetching.fetch_recipe_inputs(
         layout(), recipe, calibration=calibration, locked=locked, offline=offline, verify=verify,
-        progress=not no_progress,
+        progress=not no_progress, max_download=max_download,
     )
 
 

@@ -2,16 +2,23 @@
 
 Each route serves fixed bytes and can: honour or ignore Range, answer a queue
 of error statuses first, drop the connection mid-body once, stall past the
-client's read timeout once, or always send fewer bytes than Content-Length.
-Every request's headers are logged so tests can assert what the client sent.
+client's read timeout once, always send fewer bytes than Content-Length, send
+a wrong range on resume, stream a chunk without end, trickle its bytes slowly,
+or claim another Content-Type. Every request's headers are logged so tests can
+assert what the client sent. Endless and slow answers stop when the client
+hangs up, and after at most ENDLESS_SECONDS in any case.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+ENDLESS_SECONDS = 60.0
 
 
 @dataclass
@@ -22,6 +29,11 @@ class Route:
     drop_after: int | None = None  # first full response: close after this many body bytes
     stall_after: int | None = None  # first response: stop after this many bytes until released
     short_by: int = 0  # every response announces this many bytes more than it sends
+    wrong_offset: int = 0  # a resumed response serves bytes this far off what its Content-Range claims
+    endless: bytes | None = None  # stream this chunk over and over, with no Content-Length
+    trickle: float | None = None  # seconds between single bytes of the body
+    content_type: str = "application/octet-stream"
+    bytes_sent: int = 0
     requests: list[dict[str, str]] = field(default_factory=list)
     bodies_served: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)  # set on every request
@@ -56,11 +68,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if route.endless is not None:
+            self.send_response(200)
+            self.send_header("Content-Type", route.content_type)
+            self.end_headers()
+            self._send_until_hangup(lambda: route.endless, route)
+            return
         start = 0
         rng = self.headers.get("Range")
         if route.honour_range and rng and rng.startswith("bytes=") and rng.endswith("-"):
             start = int(rng[len("bytes=") : -1])
-        body = route.data[start:]
+        body = route.data[start + route.wrong_offset if start else 0:]
         if start:
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(route.data) - 1}/{len(route.data)}")
@@ -68,7 +86,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) + route.short_by))
         self.send_header("Accept-Ranges", "bytes" if route.honour_range else "none")
+        self.send_header("Content-Type", route.content_type)
         self.end_headers()
+        if route.trickle is not None:
+            rest = iter(body)
+            self._send_until_hangup(lambda: bytes([next(rest)]) if time.sleep(route.trickle) is None else b"", route)
+            return
         if first_body and route.drop_after is not None:
             self.wfile.write(body[: route.drop_after])
             self._hang_up()
@@ -82,6 +105,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
         if route.short_by:
             self._hang_up()
+
+    def _send_until_hangup(self, next_chunk, route: Route) -> None:
+        end = time.monotonic() + ENDLESS_SECONDS
+        try:
+            while time.monotonic() < end:
+                chunk = next_chunk()
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                route.bytes_sent += len(chunk)
+        except (OSError, StopIteration):
+            pass  # the client hung up (what the tests want it to do), or the body ended
+        self.close_connection = True
 
     def _hang_up(self) -> None:
         self.wfile.flush()

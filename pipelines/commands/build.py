@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipelines.cli import console
 from pipelines.cli.console import Built, StepConsole
-from pipelines.commands.fetch import make_fetcher, recipe_inputs
+from pipelines.commands.fetch import download_cap, make_fetcher, recipe_inputs
 from pipelines.commands.recipes import load_named, select_targets
 from pipelines.core import manifest as manifest_model
 from pipelines.core.catalog_page import figures
@@ -45,6 +45,7 @@ class BuildRequest:
     memory: str | None = None  # per-container limit, docker syntax ("8g")
     cpus: float | None = None  # per-container CPU limit
     verbose: bool = False  # stream every step's output (it is always in the step's log file)
+    max_download: str | None = None  # cap on downloads of unknown size ("8G"); default per kind
 
 
 def _blocked(layout: Layout, t: Target) -> tuple[str, Status] | None:
@@ -71,7 +72,8 @@ def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
 
 
 def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest) -> dict[str, Path]:
-    fetcher = make_fetcher(layout, FetchOptions(locked=req.locked, offline=req.offline), req.progress)
+    options = FetchOptions(locked=req.locked, offline=req.offline, max_bytes=download_cap(req.max_download))
+    fetcher = make_fetcher(layout, options, req.progress)
     wanted = recipe_inputs(recipe, calibration=any(t.needs_calibration for t in targets))
     fetched = {name: (rf.url, fetcher.fetch(rf, label).sha256) for name, (label, rf) in wanted.items()}
     steps = plan(recipe, targets, fetched["checkpoint"][1], fetched["calibration"][1] if "calibration" in fetched else None)

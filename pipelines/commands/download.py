@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -30,16 +31,29 @@ from pipelines.edges.fs import replace_dir, staging_dir
 from pipelines.edges.oci import OciRegistry
 
 
-def _read_source(source: str, rel: str) -> bytes:
+SMALL_FILE_CAP = 16 << 20  # index.json and signature envelopes: far above any real one
+
+
+def _read_source(source: str, rel: str, timeout: float = 60.0) -> bytes:
+    """A small file of the published layout (index, envelope): never more than SMALL_FILE_CAP
+    bytes, never longer than ``timeout`` seconds, whatever the server does."""
     if source.startswith(("http://", "https://")):
         url = urljoin(source.rstrip("/") + "/", rel)
+        deadline = time.monotonic() + timeout
         try:
-            resp = requests.get(url, timeout=(10, 60))
+            with requests.get(url, timeout=(10, timeout), stream=True) as resp:
+                if resp.status_code != 200:
+                    raise NetworkError(f"{url}: HTTP {resp.status_code}")
+                body = bytearray()
+                for chunk in resp.iter_content(1 << 16):
+                    body += chunk
+                    if len(body) > SMALL_FILE_CAP:
+                        raise IntegrityError(f"{url}: more than {SMALL_FILE_CAP >> 20} MiB; this is not a posepipe {rel}")
+                    if time.monotonic() > deadline:
+                        raise NetworkError(f"{url}: not received within {timeout:g} s ({len(body)} bytes so far)")
+                return bytes(body)
         except requests.RequestException as e:
             raise NetworkError(f"{url}: {e}") from None
-        if resp.status_code != 200:
-            raise NetworkError(f"{url}: HTTP {resp.status_code}")
-        return resp.content
     path = Path(source) / rel
     if not path.is_file():
         raise UsageError(f"{path} does not exist")
@@ -54,7 +68,7 @@ def _file_url(source: str, rel: str) -> str:
 
 def download(
     layout: Layout, recipe: str, target: str, source: str, to: Path, version: str | None,
-    public_key: str | None, allow_unsigned: bool, progress: bool = True,
+    public_key: str | None, allow_unsigned: bool, progress: bool = True, options: FetchOptions = FetchOptions(),
 ) -> Path:
     registry = OciRegistry(source) if source.startswith("oci://") else None
     if registry:
@@ -72,7 +86,7 @@ def download(
     if to.exists() and any(to.iterdir()):
         raise UsageError(f"{to} exists and is not empty; downloads go into a new folder")
 
-    fetcher = Fetcher(BlobStore(layout.store), layout.store / "download.lock", FetchOptions(), for_terminal(progress))
+    fetcher = Fetcher(BlobStore(layout.store), layout.store / "download.lock", options, for_terminal(progress))
     label = f"{recipe}/{target} {version}"
     tar_name = Path(entry["tarball"]).name
     with tempfile.TemporaryDirectory() as pulled:
@@ -82,7 +96,7 @@ def download(
         else:
             tar_url = _file_url(source, entry["tarball"])
             envelope_bytes = _read_source(source, str(Path(entry["tarball"]).parent / ENVELOPE)) if entry["signed"] else None
-        blob = fetcher.fetch(RemoteFile(tar_url, entry["sha256"], entry["size"]), label)  # verified by digest
+        blob = fetcher.fetch(RemoteFile(tar_url, entry["sha256"], entry["size"], kind="artifact"), label)  # verified by digest
 
     subjects: dict[str, str] = {}
     if entry["signed"]:

@@ -9,6 +9,7 @@ from pipelines.core.layout import Layout
 from pipelines.core.recipe import Recipe, RemoteFile
 from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.fetcher import Fetcher, FetchOptions, FetchResult
+from pipelines.edges.store_gc import parse_size
 
 
 def recipe_inputs(recipe: Recipe, calibration: bool) -> dict[str, tuple[str, RemoteFile]]:
@@ -18,6 +19,11 @@ def recipe_inputs(recipe: Recipe, calibration: bool) -> dict[str, tuple[str, Rem
         archive = recipe.calibration.archive
         inputs["calibration"] = (f"{recipe.name}: calibration {archive.file_name}", archive)
     return inputs
+
+
+def download_cap(text: str | None) -> int | None:
+    """--max-download: "500M", "8G" ... (None: each kind's default cap)."""
+    return parse_size(text) if text else None
 
 
 def make_fetcher(layout: Layout, options: FetchOptions, progress: bool) -> Fetcher:
@@ -33,9 +39,11 @@ def fetch_recipe_inputs(
     offline: bool,
     verify: bool,
     progress: bool,
+    max_download: str | None = None,
 ) -> list[FetchResult]:
     recipes = [load_named(layout, recipe)] if recipe else all_valid(layout)
-    fetcher = make_fetcher(layout, FetchOptions(locked=locked, offline=offline, verify=verify), progress)
+    options = FetchOptions(locked=locked, offline=offline, verify=verify, max_bytes=download_cap(max_download))
+    fetcher = make_fetcher(layout, options, progress)
     results = []
     for r in recipes:
         for label, rf in recipe_inputs(r, calibration).values():

@@ -116,4 +116,11 @@ class EngineUnavailable(PosepipeError):
     label = "docker unavailable"
 
 
+class NoSpace(PosepipeError):
+    """The store's disk cannot hold a download of known size; refused before it starts."""
+
+    exit_code = 12
+    label = "no space"
+
+
 INTERRUPTED_EXIT_CODE = 130

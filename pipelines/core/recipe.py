@@ -37,6 +37,8 @@ class RemoteFile:
     sha256: str
     size: int | None = None
     mirrors: tuple[str, ...] = ()
+    kind: str = "checkpoint"  # checkpoint | calibration | vendor | artifact: picks the download cap
+    max_size: int | None = None  # cap for a download of unknown size, instead of the kind's default
 
     @property
     def file_name(self) -> str:
@@ -283,8 +285,8 @@ def _target_problems(t: dict[str, Any], ids: dict[str, int], data: dict[str, Any
         yield ("toolchain",), "this target quantizes to INT8 and needs the recipe's calibration block"
 
 
-def _remote(d: Mapping[str, Any]) -> RemoteFile:
-    return RemoteFile(d["url"], d["sha256"], d.get("size"), tuple(d.get("mirrors", ())))
+def _remote(d: Mapping[str, Any], kind: str) -> RemoteFile:
+    return RemoteFile(d["url"], d["sha256"], d.get("size"), tuple(d.get("mirrors", ())), kind, d.get("max_size"))
 
 
 def _freeze(value: Any) -> Any:
@@ -313,7 +315,7 @@ def _build(data: dict[str, Any], path: Path) -> Recipe:
     model = Model(
         task=m["task"],
         mmpose=MMPoseSource(m["mmpose"]["version"], m["mmpose"]["config"]),
-        checkpoint=_remote(m["checkpoint"]),
+        checkpoint=_remote(m["checkpoint"], "checkpoint"),
         input=TensorSpec(m["input"]["name"], tuple(m["input"]["shape"])),
         outputs=tuple(TensorSpec(o["name"], tuple(o["shape"])) for o in m["outputs"]),
         normalization=Normalization(tuple(n["mean"]), tuple(n["std"]), n["channel_order"], n["source"]),
@@ -321,7 +323,7 @@ def _build(data: dict[str, Any], path: Path) -> Recipe:
     e = data["export"]
     export = ExportSpec(e["opset"], e.get("tolerance", 1e-4), e.get("simplify", "none"))
     cal = data.get("calibration")
-    calibration = Calibration(_remote(cal["archive"]), cal["select"], cal["count"]) if cal else None
+    calibration = Calibration(_remote(cal["archive"], "calibration"), cal["select"], cal["count"]) if cal else None
     targets = []
     for t in data["targets"]:
         params = toolchains.get(t["toolchain"]).normalise({k: v for k, v in t.items() if k not in _TARGET_COMMON})

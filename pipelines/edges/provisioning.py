@@ -114,7 +114,7 @@ def vendor_image_id(driver, vendor: VendorImage, store_root: Path, fetcher) -> s
 
     def load() -> str:
         # the fetcher checks the file's sha256 on its way into the store
-        blob = fetcher.fetch(RemoteFile(str(vendor.load), vendor.sha256), f"{vendor.toolchain} vendor image")
+        blob = fetcher.fetch(RemoteFile(str(vendor.load), vendor.sha256, kind="vendor"), f"{vendor.toolchain} vendor image")
         image_id = driver.load_tar(blob.path)
         if image_id is None:
             raise IntegrityError(f"{vendor.load} loaded no image (is it a `docker save` file?)")
