@@ -102,7 +102,7 @@ def fetch(c, recipe=None, calibration=False, locked=False, offline=False, verify
 @task(help={"bootstrap": "Make the base image afresh from the pinned Debian release even if it exists"})
 @command
 def images(c, bootstrap=False):
-    """Build the base (debootstrap + docker import) and toolchain images; unchanged ones are never rebuilt."""
+    """Build the base (mmdebstrap + docker import, no root) and toolchain images; unchanged ones are never rebuilt."""
     imaging.images(layout(), bootstrap)
 
 

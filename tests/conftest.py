@@ -88,13 +88,18 @@ def vendor_checkout(tmp_path: Path, monkeypatch, toolchain: str, image: str, rec
     with LoopbackServer() as server:
         ckpt_url, cal_url = server.add("/ckpt.pth", Route(checkpoint)), server.add("/calibration.zip", Route(archive))
         for recipe in recipes:
-            text = (REPO_ROOT / "recipes" / f"{recipe}.yaml").read_text()
-            text = re.sub(r"url: https://download\.openmmlab\.com\S+\n(\s+)sha256: \S+",
-                          lambda m: f"url: {ckpt_url}\n{m[1]}sha256: {hashlib.sha256(checkpoint).hexdigest()}", text)
-            text = re.sub(r"url: http://images\.cocodataset\.org\S+\n(\s+)sha256: \S+",
-                          lambda m: f"url: {cal_url}\n{m[1]}sha256: {hashlib.sha256(archive).hexdigest()}", text)
+            text = served_recipe(recipe, (ckpt_url, checkpoint), (cal_url, archive))
             (root / "recipes" / f"{recipe}.yaml").write_text(re.sub(r"count: \d+", f"count: {count}", text))
         yield Layout(root, tmp_path / "store")
+
+
+def served_recipe(recipe: str, checkpoint: tuple[str, bytes], calibration: tuple[str, bytes]) -> str:
+    """The text of ``recipes/<recipe>.yaml`` with its checkpoint and calibration archive at loopback URLs."""
+    text = (REPO_ROOT / "recipes" / f"{recipe}.yaml").read_text()
+    for host, (url, data) in ((r"https://download\.openmmlab\.com", checkpoint), (r"http://images\.cocodataset\.org", calibration)):
+        text = re.sub(host + r"\S+\n(\s+)sha256: \S+",
+                      lambda m: f"{url}\n{m[1]}sha256: {hashlib.sha256(data).hexdigest()}", text)
+    return text
 
 
 def zip_of(files: dict[str, bytes]) -> bytes:

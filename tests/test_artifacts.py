@@ -39,6 +39,7 @@ def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", label=
         "recipe": {"name": recipe, "digest": "a" * 64},
         "target": {"id": target, "toolchain": "onnxruntime", "output": "face_deeppose_ort_fp32", "params": {"quantize": "none"}},
         "inputs": {"checkpoint": {"url": "https://example.invalid/x.pth", "sha256": "b" * 64}},
+        "base": {"image": "posepipe/base:0123456789abcdef", "rootfs_sha256": "d" * 64},
         "toolchains": [{"name": "onnxruntime", "version": "onnxruntime 1.31.1", "image": "sha256:" + "c" * 64}],
         "steps": [{"id": f"{recipe}/{target}", "key": "d" * 64, "params": {}}],
         "files": artifacts.files_of(d),

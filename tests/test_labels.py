@@ -29,7 +29,7 @@ def _manifest(target_id: str, final_report: dict, contract_test: bool = False) -
                    {"report.json": final_report} if s.id.endswith(target_id) else {})
         for s in steps
     ]
-    return assemble(r, t, records, {"checkpoint": {"url": "u", "sha256": "c" * 64}}, None, "abc", 315532800)
+    return assemble(r, t, records, {"checkpoint": {"url": "u", "sha256": "c" * 64}}, None, "abc", 315532800, {"image": "posepipe/base:0123456789abcdef", "rootfs_sha256": "d" * 64})
 
 
 def test_manifest_label_comes_from_the_final_steps_checks():

@@ -90,11 +90,12 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
         results = engine.run(steps)
     inputs = {name: {"url": url, "sha256": sha} for name, (url, sha) in fetched.items()}
     commit = posepipe_commit(layout.root)
+    base = engine.images.base().as_json()
     placed, summary = {}, []
     for t in targets:
         records = [_record(layout, s, results[s.id]) for s in upstream(steps, compile_step_id(recipe, t))]
         manifest = manifest_model.assemble(recipe, t, records, inputs, engine.stats.differs if req.check else None,
-                                           commit, engine.options.source_date_epoch)
+                                           commit, engine.options.source_date_epoch, base)
         dest = layout.artifacts / recipe.name / t.id
         artifacts.place(results[compile_step_id(recipe, t)].outputs, dest, manifest_model.render(manifest),
                         engine.options.source_date_epoch)

@@ -123,4 +123,11 @@ class NoSpace(PosepipeError):
     label = "no space"
 
 
+class RootlessUnavailable(PosepipeError):
+    """The base image must be made without root, and this user cannot unshare (no subordinate ids)."""
+
+    exit_code = 13
+    label = "rootless bootstrap unavailable"
+
+
 INTERRUPTED_EXIT_CODE = 130

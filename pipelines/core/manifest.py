@@ -84,7 +84,7 @@ class StepRecord:
 
 def assemble(
     recipe: Recipe, target: Target, records: list[StepRecord], inputs: Mapping[str, Mapping[str, str]],
-    differs: Mapping[str, list[str]] | None, commit: str, epoch: int,
+    differs: Mapping[str, list[str]] | None, commit: str, epoch: int, base: Mapping[str, str | None],
 ) -> dict[str, Any]:
     """The manifest of ``target``, whose folder holds exactly the last record's outputs."""
     final = records[-1]
@@ -96,6 +96,7 @@ def assemble(
         "recipe": {"name": recipe.name, "digest": recipe.digest},
         "target": {"id": target.id, "toolchain": target.toolchain, "output": target.output, "params": plain(target.params)},
         "inputs": {k: dict(v) for k, v in inputs.items() if k == "checkpoint" or target.needs_calibration},
+        "base": dict(base),  # the Debian base every bootstrapped image stands on, by its rootfs digest
         "toolchains": sorted(
             ({"name": r.step.toolchain, "version": r.toolchain_version, "image": r.image} for r in records),
             key=lambda t: (t["name"], t["image"]),

@@ -1,16 +1,19 @@
-"""The base image, made without any registry: debootstrap + a normalised tar + docker import.
+"""The base image, made without any registry and without root: mmdebstrap + docker import.
 
 No image can be pulled on our machines (nor in many factories), so the base
-every toolchain starts from is built from Debian packages. Its tag is a digest
-of the settings in docker/base/bootstrap.yaml, so an unchanged base is never
-rebuilt and CI on the same machine reuses it.
+every toolchain starts from is built from Debian packages. mmdebstrap's
+unshare mode needs no root (only subordinate ids for the user) and, with
+SOURCE_DATE_EPOCH set, writes a byte-reproducible tarball: its sha256 is the
+base's content digest, kept in the store, on the image as a label and in every
+manifest. The tag is a digest of the settings in docker/base/bootstrap.yaml, so
+an unchanged base is never rebuilt.
 """
 
 from __future__ import annotations
 
 import logging
-
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -20,14 +23,16 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.edges.fs import write_bytes_atomic
-from pipelines.core.digests import canonical_json, sha256_json
+from pipelines.core.digests import canonical_json, sha256_file, sha256_json
+from pipelines.core.errors import RootlessUnavailable, StepFailed, UsageError
 from pipelines.edges.docker_driver import DockerDriver
-from pipelines.core.errors import StepFailed, UsageError
+from pipelines.edges.fs import write_bytes_atomic
 
 BASE_REPOSITORY = "posepipe/base"
-# Fixed file times inside the base tar: the rootfs bytes then depend only on the packages.
+# SOURCE_DATE_EPOCH for mmdebstrap: file times and package state then depend only on the packages.
 BASE_EPOCH = 315532800  # 1980-01-01
+ROOTFS_LABEL = "posepipe.rootfs_sha256"
+SUBORDINATE_IDS = 65536  # a whole 16-bit id range, what Debian's adduser gives a new user
 
 log = logging.getLogger("posepipe")
 
@@ -42,11 +47,22 @@ class BaseSpec:
 
     @property
     def digest(self) -> str:
-        return sha256_json({"kind": "debootstrap/v1", **self.__dict__, "include": sorted(self.include)})
+        return sha256_json({"kind": "mmdebstrap/v1", **self.__dict__, "include": sorted(self.include)})
 
     @property
     def tag(self) -> str:
         return f"{BASE_REPOSITORY}:{self.digest[:16]}"
+
+
+@dataclass(frozen=True)
+class BaseRecord:
+    """Which base the images of a build stand on; ``rootfs_sha256`` is None for a configured image."""
+
+    image: str
+    rootfs_sha256: str | None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"image": self.image, "rootfs_sha256": self.rootfs_sha256}
 
 
 def load_base_spec(docker_dir: Path) -> BaseSpec:
@@ -70,6 +86,83 @@ def debian_mirror() -> str:
     )
 
 
+def _has_range(path: Path, user: str, uid: int) -> bool:
+    """Whether ``path`` (/etc/subuid or /etc/subgid) gives the user a whole 16-bit id range."""
+    if not path.is_file():
+        return False
+    for line in path.read_text().splitlines():
+        fields = line.strip().split(":")
+        if len(fields) == 3 and fields[0] in (user, str(uid)) and fields[2].isdigit() and int(fields[2]) >= SUBORDINATE_IDS:
+            return True
+    return False
+
+
+def unshare_problems(uid: int, user: str, etc: Path = Path("/etc"), proc: Path = Path("/proc")) -> list[str]:
+    """Why mmdebstrap's unshare mode cannot run for this user; empty when it can. Root always can."""
+    if uid == 0:
+        return []
+    problems = []
+    for what in ("subuid", "subgid"):
+        if not _has_range(etc / what, user, uid):
+            problems.append(f"{etc / what} gives {user} no range of {SUBORDINATE_IDS} subordinate ids")
+    for tool in ("newuidmap", "newgidmap"):
+        if shutil.which(tool) is None:
+            problems.append(f"{tool} is not installed (Debian package uidmap)")
+    limit = proc / "sys" / "user" / "max_user_namespaces"
+    if limit.is_file() and limit.read_text().strip() == "0":
+        problems.append(f"user namespaces are disabled ({limit} is 0)")
+    clone = proc / "sys" / "kernel" / "unprivileged_userns_clone"
+    if clone.is_file() and clone.read_text().strip() == "0":
+        problems.append(f"unprivileged user namespaces are disabled ({clone} is 0)")
+    apparmor = proc / "sys" / "kernel" / "apparmor_restrict_unprivileged_userns"  # Ubuntu 24.04's default
+    if apparmor.is_file() and apparmor.read_text().strip() == "1":
+        problems.append(f"AppArmor restricts unprivileged user namespaces ({apparmor} is 1; "
+                        "`sysctl kernel.apparmor_restrict_unprivileged_userns=0` lifts it)")
+    return problems
+
+
+def check_unshare_possible() -> None:
+    uid = os.geteuid()
+    user = pwd.getpwuid(uid).pw_name
+    if problems := unshare_problems(uid, user):
+        raise RootlessUnavailable(
+            "making the base image without root needs mmdebstrap's unshare mode, which cannot run here:\n  "
+            + "\n  ".join(problems)
+            + f"\nGive {user} subordinate ids once (as root):\n"
+            f"  apt-get install mmdebstrap uidmap\n"
+            f"  usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}\n"
+            "or run `invoke images` once as root; every later command then runs as this user."
+        )
+
+
+def _bootstrap_environment() -> dict[str, str]:
+    """A fixed environment: the caller's leaks into maintainer scripts (root's PYTHON* variables
+    changed how py3compile wrote .pyc files), so root and a user got different bytes."""
+    passed = {k: v for k, v in os.environ.items() if k in ("HOME", "TMPDIR") or k.lower().endswith("_proxy")}
+    return {**passed, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "SOURCE_DATE_EPOCH": str(BASE_EPOCH)}
+
+
+def make_rootfs(spec: BaseSpec, mirror: str, tar: Path, logfile: Path) -> str:
+    """Write the base's root file system to ``tar`` with mmdebstrap; return the tarball's sha256.
+
+    The mirror is named explicitly: with SOURCE_DATE_EPOCH and no mirror, mmdebstrap
+    would pick snapshot.debian.org, which an offline site cannot reach.
+    """
+    if shutil.which("mmdebstrap") is None:
+        raise UsageError("mmdebstrap is not installed; `apt-get install mmdebstrap uidmap` (Debian packages)")
+    check_unshare_possible()
+    cmd = [
+        shutil.which("mmdebstrap"), "--mode=unshare", f"--variant={spec.variant}", f"--architectures={spec.arch}",
+        f"--include={','.join(spec.include)}", spec.suite, str(tar), f"deb {mirror} {spec.suite} main",
+    ]
+    with open(logfile, "ab") as f:
+        res = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_bootstrap_environment())
+    if res.returncode != 0:
+        tail = logfile.read_text(errors="replace").splitlines()[-30:]
+        raise StepFailed(f"mmdebstrap failed with exit code {res.returncode}:\n  " + "\n  ".join(tail))
+    return sha256_file(tar)[0]
+
+
 def ensure_base(driver: DockerDriver, spec: BaseSpec, store_root: Path, fresh: bool = False) -> str:
     """The base image ID: the configured image, or the bootstrapped one (made if missing or ``fresh``)."""
     if spec.image:
@@ -77,51 +170,29 @@ def ensure_base(driver: DockerDriver, spec: BaseSpec, store_root: Path, fresh: b
     image_id = driver.image_id(spec.tag)
     if image_id and not fresh:
         return image_id
-    if shutil.which("debootstrap") is None:
-        raise UsageError("debootstrap is not installed; `apt-get install debootstrap` (it is a Debian package)")
-    if os.geteuid() != 0:
-        raise UsageError("making the base image runs debootstrap, which needs root")
     work = store_root / "tmp"
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bootstrap-", dir=work) as tmp:
-        rootfs, tar, logfile = Path(tmp) / "rootfs", Path(tmp) / "rootfs.tar", Path(tmp) / "debootstrap.log"
+        tar, logfile = Path(tmp) / "rootfs.tar", Path(tmp) / "mmdebstrap.log"
         mirror = debian_mirror()
         log.info(f"bootstrapping {spec.tag}: debian {spec.suite} ({spec.variant}) from {mirror}")
-        cmd = [
-            "debootstrap", f"--variant={spec.variant}", f"--arch={spec.arch}",
-            f"--include={','.join(spec.include)}", spec.suite, str(rootfs), mirror,
-        ]
-        _run_logged(cmd, logfile, "debootstrap")
-        _strip_rootfs(rootfs)
-        _run_logged(
-            ["tar", "--sort=name", f"--mtime=@{BASE_EPOCH}", "--owner=0", "--group=0", "--numeric-owner",
-             "--clamp-mtime", "-C", str(rootfs), "-cf", str(tar), "."],
-            logfile, "tar",
-        )
+        rootfs_sha256 = make_rootfs(spec, mirror, tar, logfile)
         repository, tag = spec.tag.split(":")
-        driver.import_tar(tar, repository, tag, changes=["ENV LANG=C.UTF-8", 'CMD ["/bin/bash"]'])
+        driver.import_tar(tar, repository, tag,
+                          changes=["ENV LANG=C.UTF-8", 'CMD ["/bin/bash"]', f"LABEL {ROOTFS_LABEL}={rootfs_sha256}"])
     image_id = driver.image_id(spec.tag)
     if image_id is None:
         raise StepFailed(f"docker import did not produce {spec.tag}")
     record = store_root / "bases" / f"{spec.digest}.json"
-    write_bytes_atomic(record, canonical_json({"tag": spec.tag, "image_id": image_id, "spec": spec.__dict__}))
-    log.info(f"base image {spec.tag} = {image_id}")
+    write_bytes_atomic(record, canonical_json(
+        {"tag": spec.tag, "image_id": image_id, "rootfs_sha256": rootfs_sha256, "mirror": mirror, "spec": spec.__dict__}
+    ))
+    log.info(f"base image {spec.tag} = {image_id} (rootfs sha256 {rootfs_sha256})")
     return image_id
 
 
-def _strip_rootfs(rootfs: Path) -> None:
-    """Drop downloaded .debs, apt lists and logs: they only add size and non-determinism."""
-    for sub in ("var/cache/apt/archives", "var/lib/apt/lists", "var/log", "var/cache/debconf"):
-        d = rootfs / sub
-        if d.is_dir():
-            for p in d.iterdir():
-                if p.is_file() or p.is_symlink():
-                    p.unlink()
-
-
-def _run_logged(cmd: list[str], log: Path, what: str) -> None:
-    with open(log, "ab") as f:
-        res = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
-    if res.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-30:]
-        raise StepFailed(f"{what} failed with exit code {res.returncode}:\n  " + "\n  ".join(tail))
+def base_record(driver: DockerDriver, spec: BaseSpec) -> BaseRecord:
+    """What a manifest says of the base: the bootstrapped tag and its rootfs digest, or the configured image."""
+    if spec.image:
+        return BaseRecord(spec.image, None)
+    return BaseRecord(spec.tag, driver.image_label(spec.tag, ROOTFS_LABEL))

@@ -83,6 +83,12 @@ class DockerDriver:
         except ImageNotFound:
             return None
 
+    def image_label(self, ref: str, key: str) -> str | None:
+        try:
+            return (self.api.inspect_image(ref)["Config"].get("Labels") or {}).get(key)
+        except ImageNotFound:
+            return None
+
     def pull(self, ref: str) -> str:
         if "@sha256:" not in ref:
             raise StepFailed(f"base image {ref!r} must be pinned by digest (name@sha256:...)")

@@ -23,7 +23,7 @@ from pipelines.edges import provisioning
 from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.fetcher import Fetcher
 from pipelines.edges.fs import get_or_make
-from pipelines.edges.bootstrap import ensure_base, load_base_spec
+from pipelines.edges.bootstrap import BaseRecord, base_record, ensure_base, load_base_spec
 from pipelines.core.digests import sha256_file, sha256_json
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.core.errors import UsageError
@@ -88,7 +88,7 @@ class ImageBuilder:
         self.driver = driver
         self.docker_dir = docker_dir
         self.store_root = store_root
-        self.fresh_base = fresh_base  # re-run debootstrap even if the tagged base exists
+        self.fresh_base = fresh_base  # re-run mmdebstrap even if the tagged base exists
         self._base_id: str | None = None
         self._lock = threading.Lock()
 
@@ -102,6 +102,11 @@ class ImageBuilder:
                     lambda: ensure_base(self.driver, spec, self.store_root, self.fresh_base),
                 )
             return self._base_id
+
+    def base(self) -> BaseRecord:
+        """The bootstrapped base's tag and rootfs digest (or the configured base image), for manifests."""
+        self.base_id()
+        return base_record(self.driver, load_base_spec(self.docker_dir))
 
     def toolchains(self) -> list[str]:
         return sorted(p.parent.name for p in self.docker_dir.glob("*/toolchain.yaml"))
