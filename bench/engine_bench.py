@@ -65,10 +65,12 @@ def random_checkpoint(name: str, work: Path) -> bytes:
     return (out / "checkpoint.pth").read_bytes()
 
 
-def scratch_checkout(root: Path, server: LoopbackServer, names: tuple[str, ...], real: bool) -> None:
-    """recipes/ with their downloads on loopback; docker/ real (a real export) or the test stand-ins."""
+def scratch_checkout(root: Path, server: LoopbackServer, names: tuple[str, ...], real: bool,
+                     calibration: bytes | None = None, extra: tuple[str, ...] = ()) -> None:
+    """recipes/ with their downloads on loopback; docker/ real (a real export) or the test stand-ins.
+    ``calibration``: a zip of scenes/*.png served in place of the recipes' archive (count 8)."""
     (root / "recipes").mkdir(parents=True)
-    for folder in ("base", "calibration", *(("mmpose", "onnxruntime") if real else ())):
+    for folder in ("base", "calibration", *(("mmpose", "onnxruntime") if real else ()), *extra):
         shutil.copytree(ROOT / "docker" / folder, root / "docker" / folder)
     if not real:
         for folder in ("mmpose", "onnxruntime"):
@@ -80,6 +82,11 @@ def scratch_checkout(root: Path, server: LoopbackServer, names: tuple[str, ...],
         local = server.add(f"/{name}.pth", Route(body))
         block = re.search(rf"url: {re.escape(url)}\n\s+sha256: \S+", text).group(0)
         text = text.replace(block, f"url: {local}\n    sha256: {hashlib.sha256(body).hexdigest()}")
+        if calibration is not None:
+            url = server.add(f"/{name}-scenes.zip", Route(calibration))
+            text = re.sub(r"url: http://images\.cocodataset\.org\S+\n(\s+)sha256: \S+",
+                          lambda m: f"url: {url}\n{m[1]}sha256: {hashlib.sha256(calibration).hexdigest()}", text)
+            text = re.sub(r"count: \d+", "count: 8", text.replace('select: "val2017/*.jpg"', 'select: "scenes/*.png"'))
         (root / "recipes" / f"{name}.yaml").write_text(text)
 
 

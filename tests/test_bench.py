@@ -31,3 +31,8 @@ def test_ort_bench_smoke():
 def test_fetch_bench_smoke():
     out = bench("bench/fetch_bench.py", "--size-mib", "8", "--rounds", "1")
     assert "curl" in out
+
+
+def test_tpu_mlir_bench_smoke():
+    out = bench("bench/tpu_mlir_bench.py", "--smoke")
+    assert "bm1684_mlir_int8_b1" in out and "(PASSED)" in out

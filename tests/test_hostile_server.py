@@ -23,6 +23,7 @@ from pipelines.edges.fetcher import Fetcher, FetchOptions
 
 from .httpserver import LoopbackServer, Route
 from .test_artifacts import make_artifact
+from .test_fetcher import server, store  # noqa: F401 (fixtures)
 
 QUICK = FetchOptions(attempts=3, backoff_base=0.01, backoff_cap=0.05, connect_timeout=2, read_timeout=5,
                      min_rate=4096, rate_window=0.5, max_bytes=1 << 20)
@@ -46,17 +47,6 @@ class Recorder:
 
     def finish(self) -> None:
         pass
-
-
-@pytest.fixture
-def server():
-    with LoopbackServer() as s:
-        yield s
-
-
-@pytest.fixture
-def store(tmp_path) -> BlobStore:
-    return BlobStore(tmp_path / "store")
 
 
 def fetch(store: BlobStore, rf: RemoteFile, progress: Recorder | None = None, **options):

@@ -26,10 +26,23 @@ def fail(message, code=2):
 
 def run(argv, cwd=None, what=None):
     """Run a tool, echoing its command line; a non-zero exit fails the step."""
+    code, _ = run_capture(argv, cwd, echo_only=True)
+    if code != 0:
+        fail("{} exited with {}".format(what or Path(str(argv[0])).name, code))
+
+
+def run_capture(argv, cwd=None, echo_only=False):
+    """Run a tool, echoing its command line and output; returns (exit code, output) for the caller to judge."""
     print("+ " + " ".join(str(a) for a in argv), flush=True)
-    res = subprocess.run([str(a) for a in argv], cwd=None if cwd is None else str(cwd))
-    if res.returncode != 0:
-        fail("{} exited with {}".format(what or Path(str(argv[0])).name, res.returncode))
+    argv, cwd = [str(a) for a in argv], None if cwd is None else str(cwd)
+    if echo_only:
+        return subprocess.run(argv, cwd=cwd).returncode, ""
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+    lines = []
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        lines.append(line)
+    return proc.wait(), "".join(lines)
 
 
 def mean_std(order=None):
@@ -62,6 +75,67 @@ def load_image(data):
 
     _, _, h, w = PARAMS["input"]["shape"]
     return normalise(Image.open(io.BytesIO(data)).convert("RGB").resize((w, h), Image.BILINEAR))
+
+
+def keypoints(outputs):
+    """(N, K, 2) keypoints in input pixels (heatmaps: arg-max scaled by the stride; regression: x*W, y*H)."""
+    import numpy as np
+
+    _, _, h, w = PARAMS["input"]["shape"]
+    first = outputs[0]
+    if first.ndim == 3:  # regression head: normalised (x, y)
+        return first * np.array([w, h], np.float32)
+    n, k, hh, ww = first.shape
+    flat = first.reshape(n, k, -1).argmax(-1)
+    ys, xs = np.divmod(flat, ww)
+    return np.stack([(xs + 0.5) * w / ww, (ys + 0.5) * h / hh], axis=-1)
+
+
+def agreement(reference, candidate):
+    """Keypoint disagreement of ``candidate`` with ``reference`` (lists of batches of outputs), in input pixels."""
+    import numpy as np
+
+    _, _, h, w = PARAMS["input"]["shape"]
+    err = np.concatenate([np.linalg.norm(keypoints(c) - keypoints(r), axis=-1).ravel() for r, c in zip(reference, candidate)])
+    return {
+        "images": len(reference) * PARAMS["input"]["shape"][0],
+        "mean_error_px": float(err.mean()),
+        "p95_error_px": float(np.percentile(err, 95)),
+        "pck_2px": float((err <= 2.0).mean()),
+        "normalized_mean_error": float(err.mean() / np.hypot(w, h)),
+    }
+
+
+def limits():
+    """The recipe's accuracy limits for this target (none set: figures are recorded, but no check)."""
+    return {k: SETTINGS[k] for k in ("max_keypoint_error_px", "max_normalized_error") if k in SETTINGS}
+
+
+def gate(measured):
+    """What in ``measured`` breaks the recipe's limits, as sentences (empty: it passed)."""
+    problems = []
+    if "max_keypoint_error_px" in SETTINGS and measured["mean_error_px"] > SETTINGS["max_keypoint_error_px"]:
+        problems.append("mean keypoint error {:.3f} px > {} px".format(measured["mean_error_px"], SETTINGS["max_keypoint_error_px"]))
+    if "max_normalized_error" in SETTINGS and measured["normalized_mean_error"] > SETTINGS["max_normalized_error"]:
+        problems.append("normalised mean error {:.4f} > {}".format(measured["normalized_mean_error"], SETTINGS["max_normalized_error"]))
+    return problems
+
+
+def batches(images):
+    """Single-image arrays grouped into the model's fixed batch size (a remainder is left out)."""
+    import numpy as np
+
+    b = PARAMS["input"]["shape"][0]
+    return [np.concatenate(images[i:i + b]) for i in range(0, len(images) - b + 1, b)]
+
+
+def held_out_inputs(count=16):
+    """The calibration step's held-out images, normalised and batched: what accuracy gates compare on."""
+    listing = json.loads(Path("/in/calibration/list.json").read_text())
+    if len(listing["held_out"]) < count:
+        fail("the calibration archive leaves {} held-out image(s) after the calibration set; the gate needs {}".format(
+            len(listing["held_out"]), count))
+    return batches([load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in listing["held_out"][:count]])
 
 
 def check(name, passed, **figures):

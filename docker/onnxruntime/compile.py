@@ -21,7 +21,8 @@ import onnx.version_converter
 import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from posepipe_step import OUT, PARAMS, SETTINGS, check, fail, load_image, write_report
+from posepipe_step import (OUT, PARAMS, SETTINGS, agreement, batches, check, fail, gate, held_out_inputs, limits, load_image,
+                          write_report)
 
 MODEL_IN = Path("/in/model")
 HELD_OUT = 16  # images after the calibration set that only the accuracy gate sees
@@ -44,55 +45,12 @@ def optimise(src: Path, dst: Path) -> None:
 # ------------------------------------------------------------------ images
 
 
-def batches(images: list[np.ndarray]) -> list[np.ndarray]:
-    """Group single images into the model's fixed batch size."""
-    b = PARAMS["input"]["shape"][0]
-    return [np.concatenate(images[i : i + b]) for i in range(0, len(images) - b + 1, b)]
-
-
 class Reader(CalibrationDataReader):
     def __init__(self, inputs: list[np.ndarray]):
         self.items = iter([{PARAMS["input"]["name"]: x} for x in inputs])
 
     def get_next(self):
         return next(self.items, None)
-
-
-# ------------------------------------------------------------------ accuracy
-
-
-def keypoints(outputs: list[np.ndarray]) -> np.ndarray:
-    """(N, K, 2) keypoints in input pixels (heatmaps: arg-max scaled by the stride; regression: x*W, y*H)."""
-    _, _, h, w = PARAMS["input"]["shape"]
-    first = outputs[0]
-    if first.ndim == 3:  # regression head: normalised (x, y)
-        return first * np.array([w, h], np.float32)
-    n, k, hh, ww = first.shape
-    flat = first.reshape(n, k, -1).argmax(-1)
-    ys, xs = np.divmod(flat, ww)
-    return np.stack([(xs + 0.5) * w / ww, (ys + 0.5) * h / hh], axis=-1)
-
-
-def agreement(reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]]) -> dict:
-    """Keypoint disagreement of ``candidate`` with ``reference`` over the held-out images."""
-    _, _, h, w = PARAMS["input"]["shape"]
-    err = np.concatenate([np.linalg.norm(keypoints(c) - keypoints(r), axis=-1).ravel() for r, c in zip(reference, candidate)])
-    return {
-        "images": len(reference) * PARAMS["input"]["shape"][0],
-        "mean_error_px": float(err.mean()),
-        "p95_error_px": float(np.percentile(err, 95)),
-        "pck_2px": float((err <= 2.0).mean()),
-        "normalized_mean_error": float(err.mean() / np.hypot(w, h)),
-    }
-
-
-def gate(measured: dict) -> list[str]:
-    problems = []
-    if "max_keypoint_error_px" in SETTINGS and measured["mean_error_px"] > SETTINGS["max_keypoint_error_px"]:
-        problems.append(f"mean keypoint error {measured['mean_error_px']:.3f} px > {SETTINGS['max_keypoint_error_px']} px")
-    if "max_normalized_error" in SETTINGS and measured["normalized_mean_error"] > SETTINGS["max_normalized_error"]:
-        problems.append(f"normalised mean error {measured['normalized_mean_error']:.4f} > {SETTINGS['max_normalized_error']}")
-    return problems
 
 
 def raise_opset(path: Path, minimum: int) -> int:
@@ -135,11 +93,8 @@ def main() -> None:
         checks.append(check("fp32 outputs vs the export", diff <= export["tolerance"], max_abs_diff=diff, tolerance=export["tolerance"]))
     if SETTINGS["quantize"] == "int8":
         listing = json.loads(Path("/in/calibration/list.json").read_text())
-        if len(listing["held_out"]) < HELD_OUT:
-            fail(f"the calibration archive leaves {len(listing['held_out'])} held-out image(s) after the calibration set; the gate needs {HELD_OUT}")
-        read = lambda entries: [load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in entries]  # noqa: E731
-        calib = batches(read(listing["calibration"]))
-        held = batches(read(listing["held_out"][:HELD_OUT]))
+        held = held_out_inputs(HELD_OUT)
+        calib = batches([load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in listing["calibration"]])
         exclude = list(SETTINGS.get("exclude_nodes", []))
         # Quantize the export itself (after ORT's recommended shape inference and basic
         # optimisation), not the EXTENDED-optimised FP32 file whose fused contrib ops it cannot type.
@@ -164,10 +119,9 @@ def main() -> None:
                                  "first": listing["calibration"][0]["member"], "last": listing["calibration"][-1]["member"]}
         report["fp32_nodes"] = exclude
         problems = gate(report["accuracy_int8_vs_fp32"])
-        limits = {k: SETTINGS[k] for k in ("max_keypoint_error_px", "max_normalized_error") if k in SETTINGS}
-        if limits:  # figures without a limit are recorded, but they are no check
+        if limits():  # figures without a limit are recorded, but they are no check
             checks.append(check("int8 keypoints vs fp32 on held-out images", not problems,
-                                **report["accuracy_int8_vs_fp32"], **limits))
+                                **report["accuracy_int8_vs_fp32"], **limits()))
     else:
         problems = [] if diff <= export["tolerance"] else [f"fp32 differs from the export by {diff:.3g} > {export['tolerance']:g}"]
     onnx.checker.check_model(str(OUT / "model.onnx"))

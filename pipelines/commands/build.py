@@ -18,7 +18,7 @@ from pipelines.core.layout import Layout
 from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN, compile_step_id, plan
 from pipelines.core.recipe import Recipe, Target
 from pipelines.core.steps import upstream
-from pipelines.edges import artifacts
+from pipelines.edges import artifacts, interpreters
 from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.edges.engine import Engine, EngineOptions
@@ -124,8 +124,12 @@ def _blocked_error(layout: Layout, recipe: Recipe, blocked: dict[str, tuple[str,
     names = ", ".join(f"{tid} ({tc} {s.value})" for tid, (tc, s) in blocked.items())
     done = f"; built: {', '.join(built)}" if built else "; nothing was built"
     text = f"{recipe.name}: these targets cannot build here: {names}{done}"
-    missing = sorted({tc for tc, s in blocked.values() if s is Status.NOT_PROVISIONED})
+    missing = sorted({(tc, s) for tc, s in blocked.values() if s in (Status.NOT_PROVISIONED, Status.NEEDS_PYTHON)})
     if missing:
-        how = "\n\n".join(str(not_provisioned(tc, load_toolchain(layout.docker, tc).provision)) for tc in missing)
+        how = "\n\n".join(
+            str(not_provisioned(tc, load_toolchain(layout.docker, tc).provision) if s is Status.NOT_PROVISIONED
+                else interpreters.missing(load_toolchain(layout.docker, tc).python, tc))
+            for tc, s in missing
+        )
         return ToolchainNotProvisioned(f"{text}\n\n{how}")
     return NotImplementedYet(text)

@@ -6,11 +6,12 @@ from pipelines.cli import console
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
 from pipelines.edges import wheelhouse
+from pipelines.edges.images import load_toolchain
 
 
 def lock(layout: Layout, toolchain: str) -> None:
     source = layout.docker / toolchain / "requirements.in"
     if not source.is_file():
         raise UsageError(f"{source} does not exist")
-    out = wheelhouse.lock(source, layout.store / "wheels")
+    out = wheelhouse.lock(source, layout.store / "wheels", load_toolchain(layout.docker, toolchain).python)
     console.line(f"wrote {out} ({len(wheelhouse.locked_hashes(out))} wheels)")

@@ -28,7 +28,8 @@ from pipelines.core.recipe import Recipe, Target
 MAX_JOBS = 256
 MAX_OUTPUT_BYTES = 1_000_000
 # Files whose change can alter every artifact.
-GLOBAL_PATHS = ("pipelines/", "tasks.py", "pyproject.toml", "recipes/schema/", "recipes/checkpoints.lock", "docker/base/")
+GLOBAL_PATHS = ("pipelines/", "tasks.py", "pyproject.toml", "recipes/schema/", "recipes/checkpoints.lock", "docker/base/",
+                "docker/common/")
 
 
 def runner_labels(layout: Layout) -> dict[str, str]:

@@ -16,6 +16,7 @@ class Status(str, Enum):
     READY = "ready"
     NOT_PROVISIONED = "not provisioned"
     NOT_IMPLEMENTED = "not implemented"
+    NEEDS_PYTHON = "needs Python 3.10"  # the only CPython posepipe supplies besides Debian's (TPU-MLIR)
 
 
 @dataclass(frozen=True)

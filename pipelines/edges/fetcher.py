@@ -167,7 +167,7 @@ class _RateGuard:
         if elapsed >= self.window:
             if self.bytes / elapsed < self.min_rate:
                 raise _Transient(
-                    f"too slow: {self.bytes / elapsed:.0f} B/s over {elapsed:.1f} s "
+                    f"too slow: {self.bytes / elapsed:.1f} B/s over {elapsed:.1f} s "
                     f"(minimum {self.min_rate:.0f} B/s over {self.window:g} s)"
                 )
             self.start, self.bytes = time.monotonic(), 0

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.edges import provisioning
+from pipelines.edges import interpreters, provisioning
+from pipelines.edges.interpreters import Interpreter
 
 from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.fetcher import Fetcher
@@ -28,7 +29,7 @@ from pipelines.core.digests import sha256_file, sha256_json
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import REPO_ROOT
-from pipelines.edges.wheelhouse import fill_wheelhouse
+from pipelines.edges.wheelhouse import DEFAULT_PYTHON, fill_wheelhouse
 
 log = logging.getLogger("posepipe")
 SHARED_DIR = REPO_ROOT / "docker" / "common"  # in-image code several toolchains share
@@ -46,6 +47,8 @@ class ToolchainSpec:
     provision: str = ""  # for vendor toolchains: exactly what the user must supply
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of every file
     shared: tuple[str, ...] = ()  # files of docker/common/ copied into its build context (and its digest)
+    python: str = DEFAULT_PYTHON  # the CPython its wheels are for; not Debian's 3.11 means we supply one
+    interpreter: Interpreter | None = None  # that supplied CPython, when it was found
 
     @property
     def files_digest(self) -> str:
@@ -68,12 +71,19 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
         if not (SHARED_DIR / name_).is_file():
             raise UsageError(f"{spec_file}: shared file {name_!r} is not in {SHARED_DIR}")
         files[f"shared/{name_}"] = sha256_file(SHARED_DIR / name_)[0]
+    python = str(data.get("python", DEFAULT_PYTHON))
+    interpreter = interpreters.find(python) if python != DEFAULT_PYTHON else None
+    version = str(data.get("version", "unversioned"))
+    if interpreter is not None:
+        files[f"python/{interpreter.version}"] = interpreter.digest
+        version += f" on {interpreter.describe}"
     vendor = provisioning.provisioned(name) if data.get("base") == "vendor" else None
     return ToolchainSpec(
         name, folder, tuple(data["command"]), requirements=data.get("requirements"), files=files,
-        version=str(data.get("version", "unversioned")),
+        version=version,
         contract_test=bool(data.get("contract_test", False)) or bool(vendor and vendor.contract_test),
         base=data.get("base", "bootstrap"), provision=data.get("provision", ""), shared=shared,
+        python=python, interpreter=interpreter,
     )
 
 
@@ -136,10 +146,14 @@ class ImageBuilder:
             shutil.copytree(spec.folder, context, ignore=shutil.ignore_patterns("__pycache__"))
             for name in spec.shared:
                 shutil.copyfile(SHARED_DIR / name, context / name)
+            if spec.python != DEFAULT_PYTHON:
+                if spec.interpreter is None:
+                    raise interpreters.missing(spec.python, spec.name)
+                interpreters.copy_into(spec.interpreter, context / "python")
             wheels = context / "wheels"
             wheels.mkdir(exist_ok=True)
             if spec.requirements:
-                for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store_root / "wheels"):
+                for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store_root / "wheels", spec.python):
                     try:
                         os.link(wheel, wheels / wheel.name)  # same file system: no copy of GBs
                     except OSError:

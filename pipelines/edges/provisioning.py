@@ -60,6 +60,8 @@ def entries() -> dict[str, VendorImage]:
         raise UsageError(f"{path}: expected a mapping of toolchain names")
     out = {}
     for name, entry in data.items():
+        if name == "interpreters":  # not a toolchain: see pipelines/edges/interpreters.py
+            continue
         image = (entry or {}).get("image") or {}
         if "load" in image:
             if not SHA256_HEX.match(str(image.get("sha256", ""))):
@@ -80,11 +82,19 @@ def provisioned(name: str) -> VendorImage | None:
 
 
 def status(name: str, docker_dir: Path) -> Status:
-    """Whether a toolchain can build here: its image folder exists and, if proprietary, is supplied."""
-    if not (docker_dir / name / "toolchain.yaml").is_file():
+    """Whether a toolchain can build here: its image folder exists, a proprietary one is supplied,
+    and the CPython it needs (if not Debian's) is found."""
+    spec_file = docker_dir / name / "toolchain.yaml"
+    if not spec_file.is_file():
         return Status.NOT_IMPLEMENTED
     if toolchains.get(name).kind == "vendor" and provisioned(name) is None:
         return Status.NOT_PROVISIONED
+    python = (yaml.safe_load(spec_file.read_text()) or {}).get("python")
+    if python:
+        from pipelines.edges.interpreters import locate  # it reads this module's config path
+
+        if locate(str(python)) is None:
+            return Status.NEEDS_PYTHON
     return Status.READY
 
 

@@ -21,19 +21,24 @@ from pipelines.core.errors import IntegrityError, NetworkError
 
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 NO_DEPS = "# no-deps"  # requirements.in marker: take this package without its declared dependencies
-# The images run Debian bookworm's CPython 3.11 (glibc 2.36): every manylinux tag up to it.
+# The images run on Debian bookworm (glibc 2.36): every manylinux tag up to it. The Python is
+# bookworm's CPython 3.11 unless a toolchain.yaml says `python: "3.10"` (TPU-MLIR's wheel).
 PLATFORMS = (
     *(f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)),
     "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64",
 )
-TARGET = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", *[f"--platform={p}" for p in PLATFORMS]]
+DEFAULT_PYTHON = "3.11"
+
+
+def _target(python: str) -> list[str]:
+    return ["--only-binary=:all:", "--python-version", python, "--implementation", "cp", *[f"--platform={p}" for p in PLATFORMS]]
 
 
 def locked_hashes(requirements: Path) -> set[str]:
     return set(HASH.findall(requirements.read_text()))
 
 
-def fill_wheelhouse(requirements: Path, wheelhouse: Path) -> list[Path]:
+def fill_wheelhouse(requirements: Path, wheelhouse: Path, python: str = DEFAULT_PYTHON) -> list[Path]:
     """The wheel files the requirements lock, downloading any that are missing.
 
     Wheels are kept as ``<wheelhouse>/<sha256>/<file name>``: presence is a lookup, not a re-hash.
@@ -44,7 +49,7 @@ def fill_wheelhouse(requirements: Path, wheelhouse: Path) -> list[Path]:
     if any(not _stored(wheelhouse, h) for h in wanted):
         (wheelhouse / "tmp").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=wheelhouse / "tmp") as tmp:
-            _pip_download(["--no-deps", "--require-hashes", "-r", str(requirements)], Path(tmp))
+            _pip_download(["--no-deps", "--require-hashes", "-r", str(requirements)], Path(tmp), python)
             _store(Path(tmp), wheelhouse)
     missing = sorted(h for h in wanted if not _stored(wheelhouse, h))
     if missing:
@@ -58,8 +63,8 @@ def _stored(wheelhouse: Path, digest: str) -> Path | None:
     return files[0] if files else None
 
 
-def _pip_download(args: list[str], dest: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", *TARGET, "--dest", str(dest), *args]
+def _pip_download(args: list[str], dest: Path, python: str) -> None:
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", *_target(python), "--dest", str(dest), *args]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise NetworkError(f"pip download failed ({' '.join(args)}):\n{res.stderr.strip()[-2000:]}")
@@ -81,7 +86,7 @@ def _store(downloaded: Path, wheelhouse: Path) -> dict[str, Path]:
     return stored
 
 
-def lock(requirements_in: Path, wheelhouse: Path) -> Path:
+def lock(requirements_in: Path, wheelhouse: Path, python: str = DEFAULT_PYTHON) -> Path:
     """Resolve ``requirements.in`` for the image's platform and write ``requirements.lock`` beside it.
 
     Lines marked ``# no-deps`` are taken without their declared dependencies (e.g. mmpose,
@@ -96,9 +101,9 @@ def lock(requirements_in: Path, wheelhouse: Path) -> Path:
     (wheelhouse / "tmp").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=wheelhouse / "tmp") as tmp:
         if resolved:
-            _pip_download(resolved, Path(tmp))
+            _pip_download(resolved, Path(tmp), python)
         if bare:
-            _pip_download(["--no-deps", *bare], Path(tmp))
+            _pip_download(["--no-deps", *bare], Path(tmp), python)
         stored = _store(Path(tmp), wheelhouse)
     lines = sorted(f"{_pin(path.name)} --hash=sha256:{digest}" for digest, path in stored.items())
     out = requirements_in.with_suffix(".lock")
