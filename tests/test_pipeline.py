@@ -9,7 +9,6 @@ opened wide here; test_quantization.py checks the gate on a trained model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,7 +25,7 @@ from pipelines.core.layout import REPO_ROOT, Layout
 from pipelines.core.plan import export_step_id, plan
 from pipelines.core.recipe import load_recipe
 
-from .conftest import SHARED_STORE
+from .conftest import SHARED_STORE, served_recipe
 from .httpserver import LoopbackServer, Route
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -78,11 +77,7 @@ def checkout(tmp_path_factory) -> Layout:
 
 def localise(name: str, ckpt_url: str, ckpt: bytes, cal_url: str, cal: bytes) -> str:
     """The real recipe with its downloads served over loopback and the INT8 gate opened for random weights."""
-    text = (REPO_ROOT / "recipes" / f"{name}.yaml").read_text()
-    text = re.sub(r"url: https://download\.openmmlab\.com\S+\n(\s+)sha256: \S+",
-                  lambda m: f"url: {ckpt_url}\n{m[1]}sha256: {hashlib.sha256(ckpt).hexdigest()}", text)
-    text = re.sub(r"url: http://images\.cocodataset\.org\S+\n(\s+)sha256: \S+",
-                  lambda m: f"url: {cal_url}\n{m[1]}sha256: {hashlib.sha256(cal).hexdigest()}", text)
+    text = served_recipe(name, (ckpt_url, ckpt), (cal_url, cal))
     text = text.replace('select: "val2017/*.jpg"', 'select: "scenes/*.png"')
     text = re.sub(r"count: \d+", "count: 8", text)
     text = re.sub(r"max_keypoint_error_px: \S+", "max_keypoint_error_px: 100000", text)
