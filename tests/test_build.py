@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 from pipelines.commands.build import BuildRequest, build
-from pipelines.core.errors import IntegrityError, NotImplementedYet
+from pipelines.core.errors import IntegrityError, NotImplementedYet, ToolchainNotProvisioned
 from pipelines.commands.publish import publish
 from pipelines.core.layout import REPO_ROOT, Layout
 from pipelines.core.plan import plan
@@ -150,3 +150,16 @@ def test_two_clean_builds_give_identical_tarballs_and_manifests(checkout, tmp_pa
     build(checkout, BuildRequest("face_deeppose", target="ort_fp32", progress=False, check=True))
     checked = json.loads((one / "ort_fp32" / "manifest.json").read_text())["reproducibility"]
     assert checked == {"checked": True, "differing_files": {"face_deeppose/export@b1": [], "face_deeppose/ort_fp32": []}}
+
+
+def test_a_toolchain_whose_python_is_missing_is_reported_with_what_to_supply(checkout, monkeypatch, tmp_path):
+    from pipelines.edges import interpreters
+
+    shutil.copytree(REPO_ROOT / "docker" / "sophgo_tpu_mlir", checkout.docker / "sophgo_tpu_mlir")
+    monkeypatch.setattr(interpreters, "_candidates", lambda minor: [])  # no pyenv, PATH or configured CPython 3.10
+    with pytest.raises(ToolchainNotProvisioned) as e:
+        build(checkout, BuildRequest("face_deeppose", target="bm1684_mlir_int8_b1", progress=False))
+    assert e.value.exit_code == 5
+    assert "bm1684_mlir_int8_b1 (sophgo_tpu_mlir needs Python 3.10)" in str(e.value)
+    assert "needs CPython 3.10" in str(e.value) and "pyenv install 3.10" in str(e.value)
+    assert not (checkout.artifacts / "face_deeppose" / "bm1684_mlir_int8_b1").exists()

@@ -6,8 +6,11 @@ then every bmodel checked twice: by model_deploy's own comparison and by posepip
       --mlir NET.mlir
   run_calibration NET.mlir --dataset DIR --input_num COUNT -o NET_cali_table                       (INT8)
   model_deploy --mlir NET.mlir --quantize F32|INT8 --chip bm1684 [--calibration_table NET_cali_table]
-      --test_input NET_in_f32.npz --test_reference NET_top_outputs.npz --model OUT/NET.bmodel
-  model_tool --info OUT/NET.bmodel
+      --test_input NET_in_f32.npz --test_reference NET_top_outputs.npz --model NET.bmodel
+  model_tool --info NET.bmodel
+
+all in a work folder: the tools write beside the bmodel, so only a bmodel that passed both checks is
+copied to OUT.
 
 Mean and scale are the recipe's normalisation ((x - mean) * scale, scale = 1/std) in its own channel
 order; sophon-demo's HRNet script has 123.675 for the green mean, a typo this avoids. BM1684 has no F16

@@ -126,9 +126,10 @@ def _blocked_error(layout: Layout, recipe: Recipe, blocked: dict[str, tuple[str,
     text = f"{recipe.name}: these targets cannot build here: {names}{done}"
     missing = sorted({(tc, s) for tc, s in blocked.values() if s in (Status.NOT_PROVISIONED, Status.NEEDS_PYTHON)})
     if missing:
+        specs = {tc: load_toolchain(layout.docker, tc) for tc, _ in missing}
         how = "\n\n".join(
-            str(not_provisioned(tc, load_toolchain(layout.docker, tc).provision) if s is Status.NOT_PROVISIONED
-                else interpreters.missing(load_toolchain(layout.docker, tc).python, tc))
+            str(not_provisioned(tc, specs[tc].provision) if s is Status.NOT_PROVISIONED
+                else interpreters.missing(specs[tc].python, tc))
             for tc, s in missing
         )
         return ToolchainNotProvisioned(f"{text}\n\n{how}")
