@@ -6,9 +6,11 @@ Each task parses its arguments and calls one function; all logic lives in
 
 from pathlib import Path
 
-from invoke import task
+import functools
 
-from pipelines.cli.adapter import command, required
+from invoke import task as invoke_task
+
+from pipelines.cli.adapter import HelpfulTask, command, required
 from pipelines.commands import build as building
 from pipelines.commands import clean as cleaning
 from pipelines.commands import download as downloading
@@ -24,6 +26,10 @@ from pipelines.core.layout import layout
 
 RECIPE = "Recipe name: a file recipes/<name>.yaml"
 TARGET = "Target id inside the recipe (default: every target)"
+task = functools.partial(invoke_task, klass=HelpfulTask)
+CACHE = ("Share steps and images through this OCI registry, oci://HOST[:PORT]/NAMESPACE (default: $POSEPIPE_CACHE, "
+         "else `cache:` in ~/.config/posepipe/config.yaml; credentials: docker login HOST)")
+CACHE_READ_ONLY = "Use the remote cache but never push to it (also $POSEPIPE_CACHE_READ_ONLY=1)"
 MAX_DOWNLOAD = "Cap on a download whose size is not known, e.g. 8G (default: 4G checkpoints, 64G calibration archives)"
 
 
@@ -63,18 +69,22 @@ def list_(c, recipe=None):
         "cpus": "CPU limit per step container, e.g. 1.5 (default: none)",
         "verbose": "Stream every step's output and image builds here (always kept in the step's log file)",
         "max_download": MAX_DOWNLOAD,
+        "cache": CACHE,
+        "cache_read_only": CACHE_READ_ONLY,
     }
 )
 @command
 def build(
     c, recipe=None, target=None, no_cache=False, keep_failed=False, jobs=0, locked=False, offline=False,
-    no_progress=False, check=False, memory=None, cpus=None, verbose=False, max_download=None,
+    no_progress=False, check=False, memory=None, cpus=None, verbose=False, max_download=None, cache=None,
+    cache_read_only=False,
 ):
     """Build a recipe's targets in Docker and leave verified artifacts with manifests."""
     request = building.BuildRequest(
         required(recipe, "--recipe"), target, no_cache=no_cache, keep_failed=keep_failed, jobs=jobs,
         locked=locked, offline=offline, progress=not no_progress, check=check, memory=memory,
-        cpus=float(cpus) if cpus else None, verbose=verbose, max_download=max_download,
+        cpus=float(cpus) if cpus else None, verbose=verbose, max_download=max_download, cache=cache,
+        cache_read_only=cache_read_only,
     )
     building.build(layout(), request)
 
@@ -99,11 +109,12 @@ def fetch(c, recipe=None, calibration=False, locked=False, offline=False, verify
     )
 
 
-@task(help={"bootstrap": "Make the base image afresh from the pinned Debian release even if it exists"})
+@task(help={"bootstrap": "Make the base image afresh from the pinned Debian release even if it exists",
+            "cache": CACHE, "cache_read_only": CACHE_READ_ONLY})
 @command
-def images(c, bootstrap=False):
+def images(c, bootstrap=False, cache=None, cache_read_only=False):
     """Build the base (mmdebstrap + docker import, no root) and toolchain images; unchanged ones are never rebuilt."""
-    imaging.images(layout(), bootstrap)
+    imaging.images(layout(), bootstrap, cache, cache_read_only)
 
 
 @task(help={"toolchain": "Toolchain folder under docker/ whose requirements.in to lock"})

@@ -48,7 +48,7 @@ def timed(fn) -> float:
 def random_checkpoint(name: str, work: Path) -> bytes:
     """A random-weight checkpoint of the recipe's real model, made in the mmpose image."""
     driver = DockerDriver.from_env()
-    image = ImageBuilder(driver, ROOT / "docker", SHARED_STORE).ensure(load_toolchain(ROOT / "docker", "mmpose"))
+    image = ImageBuilder(driver, ROOT / "docker", SHARED_STORE).ensure(load_toolchain(ROOT / "docker", "mmpose")).id
     recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
     export = next(s for s in plan(recipe, recipe.targets, "0" * 64, None) if s.id == export_step_id(recipe, 1))
     out = work / f"ckpt-{name}"
@@ -129,7 +129,7 @@ def step_overhead(work: Path, smoke: bool) -> None:
     engine = make_engine(work / "overhead", EngineOptions(jobs=1, no_cache=True))
     step = Step("w", "probe", {"action": "write", "text": "x"}, "bench/w")
     engine.run([step])  # image ready
-    image = engine.key_for(step, {})[1]
+    image = engine.key_for(step, {})[1].id
     raw = ["docker", "run", "--rm", "--network", "none", "--user", "1000:1000", "--read-only",
            "--tmpfs", "/tmp", "-v", f"{work}/params.json:/in/params.json:ro", "-v", f"{work}/out:/out",
            image, "/opt/venv/bin/python", "/opt/posepipe/step.py"]

@@ -68,7 +68,7 @@ def main() -> None:
     driver = DockerDriver.from_env()
     docker = ROOT / "docker"
     images = ImageBuilder(driver, docker, SHARED_STORE)
-    mmpose, ortimg = (images.ensure(load_toolchain(docker, n)) for n in ("mmpose", "onnxruntime"))
+    mmpose, ortimg = (images.ensure(load_toolchain(docker, n)).id for n in ("mmpose", "onnxruntime"))
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
         out = work / "scenes"

@@ -8,7 +8,11 @@ import io
 import os
 import re
 import shutil
+import socket
+import subprocess
+import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,9 @@ from pipelines.edges.docker_driver import OWNER_LABEL, DockerDriver, owner_gone,
 from pipelines.edges.engine import Engine, EngineOptions
 from pipelines.edges.images import ImageBuilder
 from pipelines.core.layout import REPO_ROOT
+from pipelines.edges.registry import CacheSetting, Registry
+from pipelines.edges.remote_images import RemoteImages
+from pipelines.edges.remote_steps import RemoteSteps
 from pipelines.edges.stepcache import StepCache
 
 TEST_TOOLCHAINS = Path(__file__).resolve().parent / "toolchains"
@@ -26,12 +33,65 @@ TEST_TOOLCHAINS = Path(__file__).resolve().parent / "toolchains"
 SHARED_STORE = Path(os.environ.get("POSEPIPE_TEST_STORE", Path.home() / ".cache" / "posepipe-tests"))
 
 
-def make_engine(cache_root: Path, options: EngineOptions = EngineOptions(jobs=2), toolchains: Path = TEST_TOOLCHAINS, on_line=lambda s, l: None) -> Engine:
+def make_engine(cache_root: Path, options: EngineOptions = EngineOptions(jobs=2), toolchains: Path = TEST_TOOLCHAINS,
+                on_line=lambda s, l: None, cache: CacheSetting | None = None, on_done=lambda s, r, t: None) -> Engine:
+    """An engine on its own store (one "machine"); with ``cache``, sharing steps and images through that registry."""
     driver = DockerDriver.from_env()
-    images = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE)
+    registry = Registry(cache) if cache else None
+    images = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE, remote=registry and RemoteImages(registry, driver))
     return Engine(
-        driver, images, StepCache(cache_root), BlobStore(cache_root), toolchains, cache_root / "logs", options, on_line
+        driver, images, StepCache(cache_root), BlobStore(cache_root), toolchains, cache_root / "logs", options, on_line,
+        on_done=on_done,
+        remote=registry and RemoteSteps(registry, BlobStore(cache_root), options.source_date_epoch),
     )
+
+
+@dataclass
+class LocalRegistry:
+    """Debian's docker-registry on 127.0.0.1: a real OCI registry that a test can read, damage and stop."""
+
+    url: str  # oci://127.0.0.1:PORT/posepipe
+    data: Path  # its storage folder
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def local_registry(folder: Path, read_only: bool = False):
+    registry = shutil.which("docker-registry")
+    assert registry, "Debian's docker-registry is installed by .ci/run"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "registry.yml"
+    maintenance = "  maintenance:\n    readonly:\n      enabled: true\n" if read_only else ""
+    config.write_text(
+        f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n{maintenance}"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen([registry, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # ready when it says so
+        if "listening on" in line:
+            break
+    else:
+        raise AssertionError("the registry exited before listening")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep draining its log, or it blocks
+    local = LocalRegistry(f"oci://127.0.0.1:{port}/posepipe", folder / "data", proc)
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def oci_registry(tmp_path):
+    with local_registry(tmp_path / "registry") as registry:
+        yield registry
 
 
 @pytest.fixture(scope="session")

@@ -140,3 +140,30 @@ def test_unknown_recipe_is_a_usage_error_without_traceback():
     res = invoke("build", "--recipe", "nope")
     assert res.returncode == errors.UsageError.exit_code
     assert "no recipe named 'nope'" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_dash_h_is_help_for_every_task(name):
+    res = subprocess.run([sys.executable, "-m", "invoke", TASKS[name].name, "-h"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert res.returncode == 0 and "Usage:" in res.stdout, res.stdout + res.stderr
+
+
+def test_remote_cache_setting_comes_from_flag_then_environment_then_config(tmp_path, monkeypatch):
+    from pipelines.edges.settings import cache_setting
+
+    config = tmp_path / "config.yaml"
+    monkeypatch.setenv("POSEPIPE_CONFIG", str(config))
+    monkeypatch.delenv("POSEPIPE_CACHE", raising=False)
+    monkeypatch.delenv("POSEPIPE_CACHE_READ_ONLY", raising=False)
+    assert cache_setting() is None
+    config.write_text("cache: oci://cfg:5000/team\ncache_read_only: true\n")
+    assert (cache_setting().url, cache_setting().read_only) == ("oci://cfg:5000/team", True)
+    monkeypatch.setenv("POSEPIPE_CACHE", "oci://env/team")
+    assert cache_setting().url == "oci://env/team"
+    assert cache_setting("oci://flag/team").url == "oci://flag/team"
+    config.write_text("cache: [not, a, url]\n")
+    monkeypatch.delenv("POSEPIPE_CACHE")
+    with pytest.raises(errors.UsageError, match="cache must be a string"):
+        cache_setting()
+    with pytest.raises(errors.UsageError, match="oci://HOST"):
+        cache_setting("https://example.org/cache")

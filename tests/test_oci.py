@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-
 import pytest
 
 from pipelines.commands import download as downloading
@@ -17,29 +13,10 @@ from pipelines.core.layout import Layout
 
 from .test_artifacts import make_artifact
 
-REGISTRY = shutil.which("docker-registry")
-
 
 @pytest.fixture
-def registry(tmp_path):
-    assert REGISTRY, "Debian's docker-registry is installed by .ci/run"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = tmp_path / "registry.yml"
-    config.write_text(
-        f"version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    proc = subprocess.Popen([REGISTRY, "serve", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # ready when it says so
-        if "listening on" in line:
-            break
-    else:
-        raise AssertionError("the registry exited before listening")
-    yield f"oci://127.0.0.1:{port}/posepipe"
-    proc.terminate()
-    proc.wait(timeout=30)
+def registry(oci_registry):
+    return oci_registry.url
 
 
 @pytest.mark.slow

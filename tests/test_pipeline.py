@@ -49,7 +49,7 @@ def run_in(image: str, script: str, args: list[str], out: Path, log: Path) -> No
 @pytest.fixture(scope="module")
 def mmpose_image() -> str:
     driver = DockerDriver.from_env()
-    return ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(load_toolchain(REPO_ROOT / "docker", "mmpose"))
+    return ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(load_toolchain(REPO_ROOT / "docker", "mmpose")).id
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def run_toolchain(name: str, params: dict, inputs: list[Mount], work: Path) -> t
     """One container of a real toolchain, the way the engine runs it."""
     driver = DockerDriver.from_env()
     spec = load_toolchain(REPO_ROOT / "docker", name)
-    image = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(spec)
+    image = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(spec).id
     out = work / "out"
     out.mkdir(parents=True)
     if os.geteuid() == 0:

@@ -33,7 +33,7 @@ ARCHIVE = zip_of({f"val2017/{i:012d}.jpg": png(32, 24, c) for i, c in enumerate(
 @pytest.fixture
 def built(tmp_path, monkeypatch) -> Layout:
     driver = DockerDriver.from_env()
-    ort = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(load_toolchain(REPO_ROOT / "docker", "onnxruntime"))
+    ort = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(load_toolchain(REPO_ROOT / "docker", "onnxruntime")).id
     image = standin_vendor_image(TEST_TOOLCHAINS / "kneron_standin", base=ort)
     with vendor_checkout(tmp_path, monkeypatch, "kneron", image, ["litehrnet"], ARCHIVE, 3) as lay:
         with pytest.raises(NotImplementedYet, match="ort_fp32"):  # no ONNX Runtime stage in this checkout

@@ -35,14 +35,30 @@ def test_workflows_match_githubs_schema():
 
 def test_build_workflow_graph():
     jobs = load("build.yml")["jobs"]
-    assert set(jobs) == {"plan", "build", "publish"}
-    assert jobs["build"]["needs"] == "plan" and jobs["publish"]["needs"] == "build"
+    assert set(jobs) == {"plan", "images", "exports", "build", "publish"}
+    assert jobs["images"]["needs"] == "plan" and jobs["exports"]["needs"] == ["plan", "images"]
+    assert jobs["build"]["needs"] == ["plan", "exports"] and jobs["publish"]["needs"] == "build"
+    assert jobs["exports"]["strategy"]["matrix"]["recipe"] == "${{ fromJSON(needs.plan.outputs.recipes) }}"
     assert jobs["build"]["strategy"]["fail-fast"] is False
     assert jobs["build"]["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
     assert "invoke matrix" in json.dumps(jobs["plan"]["steps"])
     assert jobs["publish"]["if"] == "github.ref_type == 'tag'"
     upload = next(s for s in jobs["build"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     assert "matrix.recipe" in upload["with"]["name"] and "matrix.target" in upload["with"]["name"]  # unique per cell
+
+
+def test_build_workflow_shares_images_and_exports_through_the_package_registry():
+    workflow, jobs = load("build.yml"), load("build.yml")["jobs"]
+    setup = yaml.safe_load((REPO_ROOT / ".github" / "actions" / "setup" / "action.yml").read_text())
+    script = json.dumps(setup["runs"]["steps"])
+    assert "docker login ghcr.io" in script and "POSEPIPE_CACHE=oci://ghcr.io/" in script
+    assert "pull_request" in workflow[True] and 'if [ \\"$EVENT\\" = pull_request ]; then echo \\"POSEPIPE_CACHE_READ_ONLY=1' in script
+    assert "packages" not in workflow["permissions"]  # write only on the jobs that push
+    for name in ("images", "exports", "build"):
+        assert jobs[name]["permissions"] == {"contents": "read", "packages": "write"}
+        assert any(s.get("uses") == "./.github/actions/setup" for s in jobs[name]["steps"])
+    assert "invoke images" in json.dumps(jobs["images"]["steps"])
+    assert "--target ort_fp32" in json.dumps(jobs["exports"]["steps"])
 
 
 def test_ci_workflow_runs_the_ci_script():

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from invoke import Task
 from invoke.exceptions import Exit
 
 from pipelines.cli import console
@@ -27,6 +28,13 @@ def command(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise Exit(code=INTERRUPTED_EXIT_CODE) from None
 
     return wrapper
+
+
+class HelpfulTask(Task):
+    """A task whose options never take -h as their short flag, so `invoke TASK -h` is always help."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        return super().arg_opts(name, default, set(taken_names) | {"h"})
 
 
 def required(value: str | None, flag: str) -> str:

@@ -138,13 +138,13 @@ class StepConsole:
         err.print(f"{how}  {step.label}  {seconds:.1f} s", markup=False)
 
 
-def build_summary(recipe: str, built: list[Built], ran: int, cached: int) -> None:
-    table = Table(title=f"{recipe}: {ran} step(s) ran, {cached} from the cache", title_justify="left",
-                  show_edge=False, pad_edge=False)
+def build_summary(recipe: str, built: list[Built], ran: int, cached: int, pulled: int = 0) -> None:
+    counts = f"{ran} step(s) ran, {cached} from the cache" + (f" ({pulled} pulled from the remote cache)" if pulled else "")
+    table = Table(title=f"{recipe}: {counts}", title_justify="left", show_edge=False, pad_edge=False)
     for col in ("target", "label", "folder", "figures"):
         table.add_column(col)
     for b in built:
         figures = ", ".join(f"{k} {v:.3g}" for k, v in sorted(b.figures.items())) or "-"
         table.add_row(b.target, b.label, b.folder, figures)
     out.print(table)
-    line(f"{ran} step(s) ran, {cached} from the cache")
+    line(counts)

@@ -26,6 +26,10 @@ from pipelines.edges.fetcher import FetchOptions
 from pipelines.edges.git import posepipe_commit
 from pipelines.edges.images import ImageBuilder, load_toolchain
 from pipelines.edges.provisioning import not_provisioned, status
+from pipelines.edges.registry import Registry
+from pipelines.edges.remote_images import RemoteImages
+from pipelines.edges.remote_steps import RemoteSteps
+from pipelines.edges.settings import cache_setting
 from pipelines.edges.stepcache import Entry, StepCache
 
 REPORTS = ("export.json", "report.json")
@@ -46,6 +50,8 @@ class BuildRequest:
     cpus: float | None = None  # per-container CPU limit
     verbose: bool = False  # stream every step's output (it is always in the step's log file)
     max_download: str | None = None  # cap on downloads of unknown size ("8G"); default per kind
+    cache: str | None = None  # a remote cache, oci://HOST[:PORT]/NAMESPACE (else from the environment or config)
+    cache_read_only: bool = False  # use the remote cache but never push to it (pull requests)
 
 
 def _blocked(layout: Layout, t: Target) -> tuple[str, Status] | None:
@@ -79,12 +85,17 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
     steps = plan(recipe, targets, fetched["checkpoint"][1], fetched["calibration"][1] if "calibration" in fetched else None)
     driver = DockerDriver.from_env()
     shown = StepConsole(verbose=req.verbose)
+    options = EngineOptions(jobs=req.jobs, no_cache=req.no_cache, keep_failed=req.keep_failed, mem_limit=req.memory,
+                            cpus=req.cpus, check=req.check)
+    setting = None if req.offline else cache_setting(req.cache, req.cache_read_only)
+    registry = Registry(setting) if setting else None
+    if registry:
+        console.note(f"remote cache {registry.url}" + (" (read-only)" if registry.read_only else ""))
     engine = Engine(
-        driver, ImageBuilder(driver, layout.docker, layout.store), StepCache(layout.store), BlobStore(layout.store),
-        layout.docker, layout.store / "logs" / recipe.name,
-        EngineOptions(jobs=req.jobs, no_cache=req.no_cache, keep_failed=req.keep_failed, mem_limit=req.memory,
-                      cpus=req.cpus, check=req.check),
+        driver, ImageBuilder(driver, layout.docker, layout.store, remote=registry and RemoteImages(registry, driver)),
+        StepCache(layout.store), BlobStore(layout.store), layout.docker, layout.store / "logs" / recipe.name, options,
         on_line=shown.output, on_start=shown.started, on_done=shown.done,
+        remote=registry and RemoteSteps(registry, BlobStore(layout.store), options.source_date_epoch),
     )
     with shown.session():
         results = engine.run(steps)
@@ -102,7 +113,8 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
         placed[t.id] = dest
         summary.append(Built(t.id, manifest["label"], str(dest.relative_to(layout.root) if dest.is_relative_to(layout.root) else dest),
                              figures(manifest["verification"])))
-    console.build_summary(recipe.name, summary, len(engine.stats.ran), len(engine.stats.cached))
+    console.build_summary(recipe.name, summary, len(engine.stats.ran), len(engine.stats.cached),
+                          len(engine.stats.pulled))
     for step_id, files in sorted(engine.stats.differs.items()):
         verdict = f"NOT reproducible: {', '.join(files)} differ" if files else "reproducible"
         console.line(f"check {step_id}: {verdict}")

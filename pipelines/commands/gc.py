@@ -24,7 +24,7 @@ def gc(layout: Layout, max_size: str | None, max_age: str | None, images: bool) 
         driver = DockerDriver.from_env()
         builder = ImageBuilder(driver, layout.docker, layout.store)
         specs = [load_toolchain(layout.docker, n) for n in builder.toolchains() if status(n, layout.docker) is Status.READY]
-        current = {image_tag(spec, builder.base_for(spec)) for spec in specs}
+        current = {image_tag(spec.name, builder.digest(spec)) for spec in specs}
         current.add(load_base_spec(layout.docker).tag)
         stale = [t for t in driver.tags("posepipe/") if t not in current]
         removed_tags = [t for t in stale if driver.remove_image(t)]

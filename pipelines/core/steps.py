@@ -26,12 +26,13 @@ class Step:
     timeout: float = 3600.0
 
 
-def step_key(image_id: str, command: tuple[str, ...], params: Mapping[str, Any], inputs: Mapping[str, str], epoch: int) -> str:
-    """The cache key of one step."""
+def step_key(toolchain: str, command: tuple[str, ...], params: Mapping[str, Any], inputs: Mapping[str, str], epoch: int) -> str:
+    """The cache key of one step. ``toolchain`` is the digest of the toolchain image's inputs, not
+    Docker's image ID (which changes on every rebuild): the same key on every machine."""
     return sha256_json(
         {
-            "schema": "posepipe-step/v1",
-            "image": image_id,
+            "schema": "posepipe-step/v2",
+            "toolchain": toolchain,
             "command": list(command),
             "params": params,
             "inputs": dict(inputs),

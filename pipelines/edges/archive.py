@@ -16,10 +16,12 @@ from pathlib import Path, PurePosixPath
 from pipelines.core.errors import IntegrityError
 
 
-def pack(root: Path, dest: Path, epoch: int) -> None:
-    """Write ``root``'s files (relative paths) to the .tar.gz ``dest`` deterministically."""
-    files = sorted(p for p in root.rglob("*") if p.is_file() or p.is_dir())
-    with open(dest, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+def pack(root: Path, dest: Path, epoch: int, only: tuple[str, ...] | None = None, level: int = 9) -> None:
+    """Write ``root``'s files (relative paths; ``only`` these top-level names, if given) to the .tar.gz
+    ``dest`` deterministically. ``level`` trades size for time (weights barely compress)."""
+    files = sorted(p for p in root.rglob("*") if (p.is_file() or p.is_dir())
+                   and (only is None or p.relative_to(root).parts[0] in only))
+    with open(dest, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=level) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for path in files:
                 if path.is_symlink():

@@ -97,6 +97,22 @@ class DockerDriver:
         except APIError as e:
             raise StepFailed(f"cannot pull base image {ref}: {e.explanation}") from None
 
+    def push(self, image: str, repository: str, tag: str) -> None:
+        """Push ``image`` as ``repository:tag`` (the extra local name is dropped afterwards)."""
+        self.api.tag(image, repository, tag)
+        try:
+            _transfer(self.api.push(repository, tag=tag, stream=True, decode=True))
+        finally:
+            self.remove_image(f"{repository}:{tag}")
+
+    def pull_as(self, repository: str, tag: str, local: str) -> str:
+        """Pull ``repository:tag`` and name it ``local``; the image ID. Raises APIError (missing, refused)."""
+        _transfer(self.api.pull(repository, tag=tag, stream=True, decode=True))
+        name, _, local_tag = local.rpartition(":")
+        self.api.tag(f"{repository}:{tag}", name, local_tag)
+        self.remove_image(f"{repository}:{tag}")
+        return self.api.inspect_image(local)["Id"]
+
     def tags(self, repository_prefix: str) -> list[str]:
         """Every local image tag under ``repository_prefix`` (e.g. "posepipe/")."""
         return sorted(t for img in self.api.images() for t in img.get("RepoTags") or [] if t.startswith(repository_prefix))
@@ -254,6 +270,13 @@ class DockerDriver:
         for c in found:
             self._remove(c)
         return len(found)
+
+
+def _transfer(chunks) -> None:
+    """Drain a push or pull progress stream; the engine reports failures inside it, not as exceptions."""
+    for chunk in chunks:
+        if "error" in chunk:
+            raise APIError(chunk.get("errorDetail", {}).get("message", chunk["error"]))
 
 
 def _pump(stream, log_path: Path, on_line: Callable[[str], None]) -> None:

@@ -1,11 +1,13 @@
 """Runs a DAG of steps in their toolchain containers; no step runs twice for the same inputs.
 
-A step's cache key is sha256 over its toolchain image ID, the in-image command,
-its parameters and the digests of its inputs (blobs, and the manifest digest of
+A step's cache key is sha256 over the digest of its toolchain image's inputs
+(not the image ID, which a rebuild changes), the in-image command, its
+parameters and the digests of its inputs (blobs, and the manifest digest of
 each upstream step's outputs, so a rebuilt upstream that produces the same
-bytes does not invalidate what follows). Independent steps run in parallel up
-to ``jobs``; the first failure stops new work, running steps finish, and every
-failure is reported.
+bytes does not invalidate what follows). A key missing here is looked up in
+the remote cache, if one is configured, before the step runs; a step that ran
+is pushed there. Independent steps run in parallel up to ``jobs``; the first
+failure stops new work, running steps finish, and every failure is reported.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pipelines.core.steps import Step, sorter, step_key
 from pipelines.edges.docker_driver import DockerDriver, Mount
 from pipelines.core.errors import StepFailed
 from pipelines.edges.fs import get_or_make
-from pipelines.edges.images import ImageBuilder, ToolchainSpec, load_toolchain
+from pipelines.edges.images import ImageBuilder, ToolchainImage, ToolchainSpec, load_toolchain
+from pipelines.edges.remote_steps import RemoteSteps
 from pipelines.edges.stepcache import Entry, StepCache, tree_manifest
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01: the earliest time zip archives can hold
@@ -48,6 +51,7 @@ class EngineOptions:
 class RunStats:
     ran: list[str] = field(default_factory=list)
     cached: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)  # came from the remote cache (also in ``cached``)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per step, cached or run
     differs: dict[str, list[str]] = field(default_factory=dict)  # --check: step id -> files that came out different
 
@@ -65,6 +69,7 @@ class Engine:
         on_line=lambda step, line: None,
         on_start=lambda step: None,
         on_done=lambda step, ran, seconds: None,
+        remote: RemoteSteps | None = None,
     ):
         self.driver = driver
         self.images = images
@@ -76,6 +81,7 @@ class Engine:
         self.on_line = on_line  # every line a step prints (its log file has them all)
         self.on_start = on_start  # a step's container is about to start
         self.on_done = on_done  # one call per finished step: ran (or came from the cache), wall seconds
+        self.remote = remote  # a shared step cache in an OCI registry, or None
         self.stats = RunStats()
         self._specs: dict[str, ToolchainSpec] = {}
         self._spec_lock = threading.Lock()
@@ -132,26 +138,33 @@ class Engine:
                 self._specs[name] = load_toolchain(self.docker_dir, name)
             return self._specs[name]
 
-    def key_for(self, step: Step, deps: Mapping[str, Entry]) -> tuple[str, str, ToolchainSpec]:
+    def key_for(self, step: Step, deps: Mapping[str, Entry]) -> tuple[str, ToolchainImage, ToolchainSpec]:
         spec = self._spec(step.toolchain)
-        image_id = self.images.ensure(spec)
+        image = self.images.ensure(spec)
         inputs = {name: f"step:{deps[name].digest}" for name, _ in step.deps}
         inputs.update({name: f"blob:{sha}" for name, sha in step.blobs})
-        return step_key(image_id, spec.command, step.params, inputs, self.options.source_date_epoch), image_id, spec
+        return step_key(image.digest, spec.command, step.params, inputs, self.options.source_date_epoch), image, spec
 
     def _execute(self, step: Step, deps: Mapping[str, Entry]) -> Entry:
         t0 = time.monotonic()
-        key, image_id, spec = self.key_for(step, deps)
-        ran = False
+        key, image, spec = self.key_for(step, deps)
+        image_id = image.id
+        ran = pulled = False
 
         def make() -> Entry:
-            nonlocal ran
+            nonlocal ran, pulled
+            if self.remote and not self.options.no_cache and (entry := self.remote.pull(key, step.label, self.cache)):
+                pulled = True
+                return entry
             ran = True
             self.on_start(step)
             with contextlib.ExitStack() as holds, self.cache.staging(key) as staged:
-                for entry in deps.values():
-                    holds.enter_context(self.cache.in_use(entry.key))
-                return self._run_container(step, key, image_id, spec, deps, staged)
+                for dep in deps.values():
+                    holds.enter_context(self.cache.in_use(dep.key))
+                entry = self._run_container(step, key, image_id, spec, deps, staged)
+            if self.remote:
+                self.remote.push(entry, step.label)
+            return entry
 
         find = (lambda: None) if self.options.no_cache else (lambda: self.cache.lookup(key))
         entry = get_or_make(self.cache.lock_path(key), f"step {step.label}", find, make)
@@ -160,6 +173,8 @@ class Engine:
         seconds = time.monotonic() - t0
         with self._spec_lock:
             (self.stats.ran if ran else self.stats.cached).append(step.id)
+            if pulled:
+                self.stats.pulled.append(step.id)
             self.stats.seconds[step.id] = seconds
         self.on_done(step, ran, seconds)
         return entry

@@ -1,8 +1,13 @@
 """Toolchain images: ``docker/<name>/`` built on the base, tagged by a digest of all inputs.
 
 The tag is ``posepipe/<name>:<digest>`` where the digest covers every file in
-the toolchain folder, the base image ID and the locked wheels, so an
-unchanged toolchain is never rebuilt and a changed one always is.
+the toolchain folder (the locked wheels' hashes among them), the Python it
+supplies and the base by content (the bootstrap settings, or the provisioned
+vendor file's sha256 or digest), never an image ID: an unchanged toolchain is
+never rebuilt, a changed one always is, and the digest is the same on every
+machine, so step keys built on it are too. With a remote cache, a missing
+image is pulled from the registry instead of being built, and a built one is
+pushed there.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pipelines.edges.fs import get_or_make
 from pipelines.edges.bootstrap import BaseRecord, base_record, ensure_base, load_base_spec
 from pipelines.core.digests import sha256_file, sha256_json
 from pipelines.edges.docker_driver import DockerDriver
+from pipelines.edges.remote_images import RemoteImages
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import REPO_ROOT
 from pipelines.edges.wheelhouse import DEFAULT_PYTHON, fill_wheelhouse
@@ -87,18 +93,28 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
     )
 
 
-def image_tag(spec: ToolchainSpec, base_id: str) -> str:
-    return f"posepipe/{spec.name}:{sha256_json({'v': 1, 'files': spec.files, 'base': base_id})[:16]}"
+@dataclass(frozen=True)
+class ToolchainImage:
+    """A toolchain image: the digest of its inputs (what step keys use) and its image ID here (what runs)."""
+
+    digest: str
+    id: str
+
+
+def image_tag(name: str, digest: str) -> str:
+    return f"posepipe/{name}:{digest[:16]}"
 
 
 class ImageBuilder:
     """Builds (or finds) toolchain images; one lock per tag so parallel builds agree."""
 
-    def __init__(self, driver: DockerDriver, docker_dir: Path, store_root: Path, fresh_base: bool = False):
+    def __init__(self, driver: DockerDriver, docker_dir: Path, store_root: Path, fresh_base: bool = False,
+                 remote: RemoteImages | None = None):
         self.driver = driver
         self.docker_dir = docker_dir
         self.store_root = store_root
         self.fresh_base = fresh_base  # re-run mmdebstrap even if the tagged base exists
+        self.remote = remote  # a registry to pull missing images from and push built ones to
         self._base_id: str | None = None
         self._lock = threading.Lock()
 
@@ -106,10 +122,12 @@ class ImageBuilder:
         with self._lock:  # worker threads ask at once; bootstrap once
             if self._base_id is None:
                 spec = load_base_spec(self.docker_dir)
-                find = (lambda: None) if self.fresh_base or spec.image else (lambda: self.driver.image_id(spec.tag))
+                reuse = not (self.fresh_base or spec.image)  # a configured base image is used as is
                 self._base_id = get_or_make(
-                    self.store_root / "locks" / f"base-{spec.digest}.lock", f"the base image {spec.tag}", find,
-                    lambda: ensure_base(self.driver, spec, self.store_root, self.fresh_base),
+                    self.store_root / "locks" / f"base-{spec.digest}.lock", f"the base image {spec.tag}",
+                    (lambda: self.driver.image_id(spec.tag)) if reuse else (lambda: None),
+                    lambda: (self._pulled(spec.tag, "base", spec.digest) if reuse else None) or self._pushed(
+                        spec.tag, "base", spec.digest, ensure_base(self.driver, spec, self.store_root, self.fresh_base)),
                 )
             return self._base_id
 
@@ -131,14 +149,40 @@ class ImageBuilder:
         fetcher = Fetcher(BlobStore(self.store_root), self.store_root / "vendor.lock")
         return provisioning.vendor_image_id(self.driver, vendor, self.store_root, fetcher)
 
-    def ensure(self, spec: ToolchainSpec) -> str:
-        """The image ID for ``spec``, building it only if no image carries its tag."""
-        base = self.base_for(spec)
-        tag = image_tag(spec, base)
-        lock = self.store_root / "locks" / f"image-{tag.replace('/', '_').replace(':', '_')}.lock"
-        return get_or_make(lock, f"image {tag}", lambda: self.driver.image_id(tag), lambda: self._build(spec, tag, base))
+    def base_input(self, spec: ToolchainSpec) -> str:
+        """What ``spec`` is built on, by content: the bootstrap settings or the provisioned vendor image."""
+        if spec.base != "vendor":
+            base = load_base_spec(self.docker_dir)
+            return base.image or f"bootstrap:{base.digest}"
+        vendor = provisioning.provisioned(spec.name)
+        if vendor is None:
+            raise provisioning.not_provisioned(spec.name, spec.provision)
+        return f"docker-save:{vendor.sha256}" if vendor.sha256 else str(vendor.ref)
 
-    def _build(self, spec: ToolchainSpec, tag: str, base: str) -> str:
+    def digest(self, spec: ToolchainSpec) -> str:
+        return sha256_json({"v": 2, "files": spec.files, "base": self.base_input(spec)})
+
+    def ensure(self, spec: ToolchainSpec) -> ToolchainImage:
+        """The image for ``spec``: found by its tag, else pulled from the remote cache, else built."""
+        digest = self.digest(spec)
+        tag = image_tag(spec.name, digest)
+        lock = self.store_root / "locks" / f"image-{tag.replace('/', '_').replace(':', '_')}.lock"
+        image_id = get_or_make(
+            lock, f"image {tag}", lambda: self.driver.image_id(tag),
+            lambda: self._pulled(tag, spec.name, digest) or self._pushed(tag, spec.name, digest, self._build(spec, tag)),
+        )
+        return ToolchainImage(digest, image_id)
+
+    def _pulled(self, tag: str, name: str, digest: str) -> str | None:
+        return self.remote.pull(tag, name, digest) if self.remote else None
+
+    def _pushed(self, tag: str, name: str, digest: str, image_id: str) -> str:
+        if self.remote:
+            self.remote.push(tag, name, digest)
+        return image_id
+
+    def _build(self, spec: ToolchainSpec, tag: str) -> str:
+        base = self.base_for(spec)
         log.info(f"building image {tag} (its Dockerfile steps show with --verbose)")
         (self.store_root / "tmp").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="context-", dir=self.store_root / "tmp") as tmp:

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.core import manifest as manifest_model
-from pipelines.core.errors import IntegrityError, NetworkError, UsageError
+from pipelines.core.errors import IntegrityError, NetworkError
 from pipelines.core.provenance import ENVELOPE
+from pipelines.edges.registry import is_loopback, parse_oci_url
 
 
 class OciRegistry:
@@ -28,12 +29,8 @@ class OciRegistry:
     def __init__(self, url: str):
         import oras.client
 
-        rest = url.removeprefix("oci://").strip("/")
-        self.host, _, self.namespace = rest.partition("/")
-        if not self.host or not self.namespace:
-            raise UsageError(f"{url!r} is not like oci://HOST[:PORT]/NAMESPACE")
-        insecure = self.host.split(":")[0] in ("localhost", "127.0.0.1") or self.host.startswith("127.")
-        self.client = oras.client.OrasClient(hostname=self.host, insecure=insecure)
+        self.host, self.namespace = parse_oci_url(url)
+        self.client = oras.client.OrasClient(hostname=self.host, insecure=is_loopback(self.host))
 
     def ref(self, recipe: str, target: str, version: str | None = None) -> str:
         repo = f"{self.host}/{self.namespace}/{recipe}"

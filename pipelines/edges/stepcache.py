@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.core.errors import IntegrityError
 from pipelines.edges.fs import file_lock, replace_dir, write_bytes_atomic
 from pipelines.core.digests import canonical_json, sha256_json
 from pipelines.edges.trees import fingerprints as _fingerprints, tree_manifest
@@ -109,14 +110,30 @@ class StepCache:
 
     def commit(self, key: str, staged: Path, log: Path, facts: dict) -> Entry:
         """Seal a staged folder as the entry for ``key`` (caller holds the key's lock)."""
-        files = tree_manifest(staged / "outputs")
         shutil.copyfile(log, staged / "log.txt")
-        manifest = {"key": key, "files": files, "created": int(time.time()), **facts}
+        manifest = {"key": key, "files": tree_manifest(staged / "outputs"), "created": int(time.time()), **facts}
+        write_bytes_atomic(staged / "manifest.json", canonical_json(manifest))
+        return self._seal(key, staged, manifest)
+
+    def adopt(self, key: str, staged: Path) -> Entry:
+        """Seal an entry made on another machine once every file matches its manifest (caller holds the lock)."""
+        try:
+            manifest = json.loads((staged / "manifest.json").read_text())
+        except (FileNotFoundError, ValueError):
+            raise IntegrityError("the entry has no readable manifest.json") from None
+        if not isinstance(manifest, dict) or manifest.get("key") != key:
+            raise IntegrityError("the entry's manifest is for another key")
+        files = tree_manifest(staged / "outputs") if (staged / "outputs").is_dir() else {}
+        wrong = sorted(p for p in set(files) | set(manifest.get("files") or {}) if files.get(p) != manifest["files"].get(p))
+        if wrong:
+            raise IntegrityError(f"{len(wrong)} file(s) differ from the entry's manifest: {', '.join(wrong[:5])}")
+        return self._seal(key, staged, manifest)
+
+    def _seal(self, key: str, staged: Path, manifest: dict) -> Entry:
         write_bytes_atomic(staged / "fingerprints.json", canonical_json(_fingerprints(staged / "outputs")))
-        write_bytes_atomic(staged / "manifest.json", canonical_json(manifest))  # written last: marks completeness
         final = self.entry_path(key)
         replace_dir(staged, final)
-        return Entry(key, final, sha256_json(files))
+        return Entry(key, final, sha256_json(manifest["files"]))
 
     def remove(self, key: str) -> None:
         """Move aside then delete, so a reader never sees half an entry."""
