@@ -36,3 +36,8 @@ def test_fetch_bench_smoke():
 def test_tpu_mlir_bench_smoke():
     out = bench("bench/tpu_mlir_bench.py", "--smoke")
     assert "bm1684_mlir_int8_b1" in out and "(PASSED)" in out
+
+
+def test_remote_cache_bench_smoke():
+    out = bench("bench/remote_cache_bench.py", "--smoke")
+    assert "containers started on machine B: 0" in out and "ratio B/A" in out
