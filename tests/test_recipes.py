@@ -145,6 +145,8 @@ BAD = [
     ("drpai key on wrong toolchain", "hand_hrnetv2", HAND.replace("    quantize: none\n", "    quantize: none\n    product: V2L\n", 1), "targets[1].product", "unknown key"),
     ("cpu-only with preprocess", "hand_hrnetv2", HAND.replace("mode: drpai", "mode: cpu_only"), "targets[0].preprocess_runtime", "CPU-only"),
     ("crop outside frame", "hand_hrnetv2", HAND.replace("crop: [80, 0, 480, 480]", "crop: [300, 0, 480, 480]"), "targets[0].preprocess_runtime.crop", "does not fit"),
+    ("unknown 0.x config", "hrnet_sophon", SOPHON.replace("hrnet_w32_coco_256x192.py", "hrnet_w33_coco_256x192.py", 1), "model.mmpose.config", "did you mean configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py"),
+    ("1.x config typo", "hrnet_sophon", SOPHON.replace("configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py", "configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w48_8xb32-210e_coco-265x192.py", 1), "model.mmpose.config", "did you mean configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w48_8xb32-210e_coco-256x192.py"),
     ("yaml syntax", "hrnet_sophon", SOPHON.replace("targets:", "targets: [", 1), "", "YAML"),
     ("empty file", "hrnet_sophon", "", "", "empty"),
     ("only comments", "hrnet_sophon", "# nothing\n", "", "no YAML document"),
@@ -192,8 +194,29 @@ def test_unquoted_hex_addr_is_accepted(tmp_path):
     assert load_recipe(path).target("drpai").params["addr_map_start"] == 0x438E0000
 
 
+def test_a_1x_config_is_named_as_it_is_in_the_mmpose_package(tmp_path):
+    from pipelines.core.mmpose_configs import config_1x
+
+    w48 = "configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w48_8xb32-210e_coco-256x192.py"
+    path = tmp_path / "hrnet_sophon.yaml"
+    path.write_text(SOPHON.replace("configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py", w48, 1))
+    assert config_1x(load_recipe(path).model.mmpose.config) == w48
+
+
 def test_every_recipe_config_maps_to_an_mmpose_1x_config():
     from pipelines.core.mmpose_configs import config_1x
 
     for name in SEED_RECIPES:
         assert config_1x(load(name).model.mmpose.config).startswith("configs/")
+
+
+@pytest.mark.slow
+def test_mmpose_config_list_is_the_locked_wheels():
+    """docker/mmpose/configs.txt, which validate checks recipes against, is made from the wheel the lock pins."""
+    from pipelines.core.mmpose_configs import CONFIGS_1X
+    from pipelines.edges.mmpose_catalog import locked_wheel, render
+
+    from .conftest import SHARED_STORE
+
+    assert CONFIGS_1X.read_text() == render(locked_wheel(SHARED_STORE / "wheels")), \
+        "run `python -m pipelines.edges.mmpose_catalog` after changing docker/mmpose/requirements.lock"

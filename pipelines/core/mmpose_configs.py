@@ -1,32 +1,47 @@
-"""The one table from the seeds' MMPose 0.x config names to the MMPose 1.x configs we build.
+"""Which MMPose 1.x config a recipe's ``model.mmpose.config`` means, from data only.
 
-Recipes keep the names their vendor documents use (MMPose 0.28.1); the export
-image runs MMPose 1.3.2, whose configs live in the wheel under ``.mim/``. 0.x
-checkpoints load into these models through MMPose's own state-dict hooks.
+A recipe names either an MMPose 0.x config, as the seeds do (mapped by
+``recipes/schema/mmpose-0x-configs.yaml``), or any MMPose 1.x config path as it is in the
+mmpose package (listed in ``docker/mmpose/configs.txt``, made from the locked wheel). Anything
+else is a recipe error naming the field, found by `invoke validate` before any download.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+
+import yaml
+
 from pipelines.core.errors import UsageError
+from pipelines.core.layout import REPO_ROOT
 
-CONFIG_1X: dict[str, str] = {
-    "configs/hand/2d_kpt_sview_rgb_img/topdown_heatmap/coco_wholebody_hand/hrnetv2_w18_coco_wholebody_hand_256x256.py":
-        "configs/hand_2d_keypoint/topdown_heatmap/coco_wholebody_hand/td-hm_hrnetv2-w18_8xb32-210e_coco-wholebody-hand-256x256.py",
-    "configs/face/2d_kpt_sview_rgb_img/deeppose/wflw/res50_wflw_256x256.py":
-        "configs/face_2d_keypoint/topdown_regression/wflw/td-reg_res50_8xb64-210e_wflw-256x256.py",
-    "configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/litehrnet_18_coco_256x192.py":
-        "configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_litehrnet-18_8xb64-210e_coco-256x192.py",
-    "configs/body/2d_kpt_sview_rgb_img/associative_embedding/coco/hrnet_w32_coco_512x512.py":
-        "configs/body_2d_keypoint/associative_embedding/coco/ae_hrnet-w32_8xb24-300e_coco-512x512.py",
-    "configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py":
-        "configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w32_8xb64-210e_coco-256x192.py",
-}
+TABLE_0X = REPO_ROOT / "recipes" / "schema" / "mmpose-0x-configs.yaml"
+CONFIGS_1X = REPO_ROOT / "docker" / "mmpose" / "configs.txt"
 
 
-def config_1x(config_0x: str) -> str:
-    try:
-        return CONFIG_1X[config_0x]
-    except KeyError:
-        raise UsageError(
-            f"no MMPose 1.x config is mapped for {config_0x}; add it to pipelines/mmpose_configs.py"
-        ) from None
+@functools.cache
+def table_0x() -> dict[str, str]:
+    return yaml.safe_load(TABLE_0X.read_text())
+
+
+@functools.cache
+def configs_1x() -> frozenset[str]:
+    return frozenset(line for line in CONFIGS_1X.read_text().splitlines() if line and not line.startswith("#"))
+
+
+def problem(config: str) -> str | None:
+    """Why ``config`` cannot be built (with the nearest known names), or None."""
+    if config in table_0x() or config in configs_1x():
+        return None
+    near = difflib.get_close_matches(config, [*configs_1x(), *table_0x()], n=2, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(near)}?" if near else ""
+    return (f"is neither an MMPose 1.x config of the export image (docker/mmpose/configs.txt) nor a mapped "
+            f"0.x config (recipes/schema/mmpose-0x-configs.yaml){hint}")
+
+
+def config_1x(config: str) -> str:
+    """The 1.x config to build for ``config``."""
+    if (why := problem(config)) is not None:
+        raise UsageError(f"model.mmpose.config {config} {why}")
+    return table_0x().get(config, config)

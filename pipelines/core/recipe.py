@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
-from pipelines.core import toolchains
+from pipelines.core import mmpose_configs, toolchains
 from pipelines.core.digests import openmmlab_prefix, sha256_json
 from pipelines.core.errors import RecipeError, RecipeProblem
 from pipelines.core.schema import recipe_schema
@@ -248,6 +248,9 @@ def _semantic_problems(data: dict[str, Any], path: Path) -> list[tuple[tuple[str
     out: list[tuple[tuple[str | int, ...], str]] = []
     if data["name"] != path.stem:
         out.append((("name",), f"must equal the file name {path.stem!r}"))
+
+    if (why := mmpose_configs.problem(data["model"]["mmpose"]["config"])) is not None:
+        out.append((("model", "mmpose", "config"), why))
 
     ckpt = data["model"]["checkpoint"]
     name_prefix = openmmlab_prefix(PurePosixPath(urlsplit(ckpt["url"]).path).name)
