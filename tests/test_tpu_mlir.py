@@ -67,3 +67,11 @@ def test_litehrnet_bmodels_are_compiled_and_simulated(mmpose_image, scenes, serv
         own = [c for c in manifest["checks"] if c["step"] == f"litehrnet/{target}"]
         assert [c["passed"] for c in own] == [True, True] and manifest["label"] == "verified"
         assert "tpu_mlir 1.30.2" in json.dumps(manifest["toolchains"]) and "CPython 3.10" in json.dumps(manifest["toolchains"])
+        assert report["create_time"]["pinned"] and "create time: Tue Jan  1 00:00:00 1980" in info
+
+    # Built again from the same inputs (--check runs every step again): model_deploy writes its wall-clock
+    # time into the bmodel, which posepipe pins to SOURCE_DATE_EPOCH, so the bmodel comes out byte-identical.
+    build(checkout, BuildRequest("litehrnet", target="bm1684_mlir_f32_b1", progress=False, jobs=2, check=True))
+    again = json.loads((checkout.artifacts / "litehrnet" / "bm1684_mlir_f32_b1" / "manifest.json").read_text())
+    assert again["reproducibility"]["checked"]
+    assert again["reproducibility"]["differing_files"]["litehrnet/bm1684_mlir_f32_b1"] == [], again["reproducibility"]

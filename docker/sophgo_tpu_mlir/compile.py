@@ -12,6 +12,11 @@ then every bmodel checked twice: by model_deploy's own comparison and by posepip
 all in a work folder: the tools write beside the bmodel, so only a bmodel that passed both checks is
 copied to OUT.
 
+Reproducible bytes: model_deploy writes the wall-clock time (ctime(), 25 characters) into the bmodel's
+flatbuffer as Model.time; nothing else in it changes between runs. posepipe rewrites that string in
+place to ctime(SOURCE_DATE_EPOCH) in UTC (same length, so no offset moves) before any check runs,
+and report.json records the field, its offset and the value it had.
+
 Mean and scale are the recipe's normalisation ((x - mean) * scale, scale = 1/std) in its own channel
 order; sophon-demo's HRNet script has 123.675 for the green mean, a typo this avoids. BM1684 has no F16
 in TPU-MLIR, so F32 and INT8 are the choices.
@@ -28,9 +33,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
+import struct
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +50,9 @@ WORK = Path("/tmp/tpu_mlir")
 NET = PARAMS["output"]
 HELD_OUT = 16
 SIMILARITY = re.compile(r"min_similarity\s*=\s*\(([^)]*)\)")
+# A flatbuffer string holding ctime(): u32 length 25, "Www Mmm dd hh:mm:ss yyyy\n", NUL.
+CTIME = re.compile(rb"\x19\x00\x00\x00([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\n)\x00")
+HEADER = struct.Struct("<4I")  # bmodel MODEL_HEADER_T: magic, header_size, flatbuffers_size, binary_size, ...
 
 
 def tool(name: str) -> str:
@@ -63,6 +74,23 @@ def tool_comparison(log: str) -> dict:
     return {"lowering": found[0] if found else {}, "cmodel": found[1] if len(found) > 1 else {},
             "verdict": "PASSED" if "npz compare PASSED" in log and "npz compare FAILED" not in log
             else "FAILED" if "npz compare FAILED" in log else "none"}
+
+
+def pin_create_time(bmodel: Path, epoch: int) -> dict:
+    """Rewrite the bmodel's create time (Model.time) to ``epoch``, in place; what was there and where."""
+    data = bytearray(bmodel.read_bytes())
+    _, header_size, flatbuffers_size, _ = HEADER.unpack_from(data)
+    region = bytes(data[header_size:header_size + flatbuffers_size])
+    found = list(CTIME.finditer(region))
+    if len(found) != 1:  # another TPU-MLIR writes it differently: say so, and leave the bytes as they are
+        return {"field": "Model.time", "pinned": False,
+                "why": f"{len(found)} create-time strings in the flatbuffer, expected one"}
+    pinned = time.strftime("%a %b %e %H:%M:%S %Y\n", time.gmtime(epoch)).encode()  # ctime()'s format
+    offset = header_size + found[0].start(1)
+    data[offset:offset + len(pinned)] = pinned
+    bmodel.write_bytes(bytes(data))
+    return {"field": "Model.time", "pinned": True, "offset": offset, "tool_wrote": found[0][1].decode().strip(),
+            "pinned_to": pinned.decode().strip(), "source_date_epoch": epoch}
 
 
 def simulate(bmodel: Path, input_name: str, batches: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -104,6 +132,7 @@ def main() -> None:
     bmodel = WORK / f"{NET}.bmodel"  # model_deploy's check writes a folder beside it: copied to OUT at the end
     code, deploy_log = run_capture(deploy + ["--model", bmodel], cwd=WORK)
     tool_figures = tool_comparison(deploy_log)
+    pinned = pin_create_time(bmodel, int(os.environ["SOURCE_DATE_EPOCH"])) if bmodel.is_file() else None
     tool_check = check("model_deploy: cmodel vs the MLIR graph (TPU-MLIR's own comparison)",
                        code == 0 and tool_figures["verdict"] == "PASSED", **tool_figures)
     if code != 0 or not bmodel.is_file():
@@ -142,6 +171,7 @@ def main() -> None:
         "tpu_mlir": re.search(r"bmodel version: (\S+)", info).group(1) if "bmodel version:" in info else "unknown",
         "bmodel_bytes": bmodel.stat().st_size, "tensors": tensors,
         "model_deploy": tool_figures, "simulator_vs_fp32_export": measured, "checks": checks,
+        "create_time": pinned,
     })
     if not tool_check["passed"]:
         fail(f"model_deploy's own comparison did not pass: {tool_figures}")
