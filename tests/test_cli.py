@@ -116,7 +116,7 @@ def test_invoke_list_and_validate_work():
     assert invoke("--list").returncode == 0
     res = invoke("validate")
     assert res.returncode == 0, res.stderr
-    assert "5 of 5 recipe(s) valid" in res.stdout
+    assert "7 of 7 recipe(s) valid" in res.stdout
 
 
 def test_invoke_list_shows_toolchain_and_status():

@@ -1,7 +1,9 @@
-"""The real pipeline for all five seed architectures: fetch -> MMPose export -> ONNX Runtime FP32 and INT8.
+"""The real pipeline for all five seed architectures and RTMPose: fetch -> MMPose export -> ONNX Runtime
+FP32 and INT8; and a recipe a user writes for a model the repo does not have.
 
 Each recipe gets a checkpoint made by the test from the real MMPose model with random
-weights, in MMPose 0.x key format with numpy scalars in its metadata, and a small
+weights, in the key format of the recipe's MMPose (0.x, with numpy scalars in its metadata,
+or 1.x), and a small
 calibration archive of synthetic scenes; both are served over loopback HTTP and
 fetched by hash. Random weights make flat heatmaps, so the INT8 accuracy gate is
 opened wide here; test_quantization.py checks the gate on a trained model.
@@ -30,7 +32,7 @@ from .httpserver import LoopbackServer, Route
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-RECIPES = ["face_deeppose", "hand_hrnetv2", "litehrnet", "hrnet_sophon", "hrnet_pose_ae"]
+RECIPES = ["face_deeppose", "hand_hrnetv2", "litehrnet", "hrnet_sophon", "hrnet_pose_ae", "rtmpose_m_body"]
 HERE = Path(__file__).resolve().parent
 
 
@@ -89,7 +91,8 @@ def test_recipe_builds_its_open_targets_for_real(name, mmpose_image, scenes, ser
     recipe = load_recipe(REPO_ROOT / "recipes" / f"{name}.yaml")
     export = next(s for s in plan(recipe, recipe.targets, "0" * 64, None) if s.id == export_step_id(recipe, 1))
     shape = ",".join(map(str, export.params["input"]["shape"]))
-    run_in(mmpose_image, "make_checkpoint.py", [export.params["mmpose"]["config_1x"], "7", shape], tmp_path / "ckpt", tmp_path / "ckpt.log")
+    form = "1x" if recipe.model.mmpose.version.startswith("1.") else "0x"
+    run_in(mmpose_image, "make_checkpoint.py", [export.params["mmpose"]["config_1x"], "7", shape, form], tmp_path / "ckpt", tmp_path / "ckpt.log")
     ckpt = (tmp_path / "ckpt" / "checkpoint.pth").read_bytes()
     reference = json.loads((tmp_path / "ckpt" / "reference.json").read_text())
     cal = (scenes / "calibration.zip").read_bytes()
@@ -124,3 +127,74 @@ def test_recipe_builds_its_open_targets_for_real(name, mmpose_image, scenes, ser
         assert m["label"] == "verified" and own and all(c["passed"] for c in m["checks"]), m["checks"]
     decode = json.loads((art / "ort_fp32" / f"{name}_ort_fp32" / "decode.json").read_text())
     assert decode["input"]["name"] == recipe.model.input.name and decode["keypoints"]
+    how = decode["decode"]  # what a board app needs for this head, without MMPose
+    assert how["method"].split(":")[0] == {"topdown_heatmap": "heatmap", "topdown_regression": "regression",
+                                           "topdown_simcc": "simcc", "bottomup_associative_embedding": "associative embedding"}[recipe.model.task]
+    if recipe.model.task == "topdown_simcc":
+        assert how["split_ratio"] == 2.0 and (how["x_output"], how["y_output"]) == ("simcc_x", "simcc_y")
+    if "heatmap_size" in how:
+        assert how["heatmap_size"] == [recipe.model.outputs[0].shape[3], recipe.model.outputs[0].shape[2]]
+
+
+USER_RECIPE = """schema_version: 1
+name: mobilenet_body
+description: A recipe a user wrote for a model the repo has no file for (MMPose 1.x config and checkpoint).
+model:
+  task: topdown_heatmap
+  mmpose:
+    version: 1.3.2
+    config: configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_mobilenetv2_8xb64-210e_coco-256x192.py
+  checkpoint:
+    url: {url}
+    sha256: {sha256}
+  input:
+    name: input
+    shape: [1, 3, 256, 192]
+  outputs:
+    - name: heatmaps
+      shape: [1, 17, 64, 48]
+  normalization:
+    mean: [123.675, 116.28, 103.53]
+    std: [58.395, 57.12, 57.375]
+    channel_order: RGB
+    source: "MMPose 1.3.2 config: PoseDataPreprocessor, bgr_to_rgb=True"
+export:
+  opset: 11
+  tolerance: 1.0e-4
+calibration:
+  archive:
+    url: {cal_url}
+    sha256: {cal_sha256}
+  select: "scenes/*.png"
+  count: 8
+targets:
+  - id: ort_fp32
+    toolchain: onnxruntime
+    output: mobilenet_body_fp32
+    quantize: none
+  - id: ort_int8
+    toolchain: onnxruntime
+    output: mobilenet_body_int8
+    quantize: int8
+    max_keypoint_error_px: 100000
+"""
+
+
+def test_a_users_recipe_for_a_model_the_repo_lacks_builds_with_no_other_change(mmpose_image, scenes, server, checkout, tmp_path):
+    """Only recipes/ changes: a 1.x config from the mmpose package and a 1.x checkpoint."""
+    import hashlib
+
+    config = "configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_mobilenetv2_8xb64-210e_coco-256x192.py"
+    run_in(mmpose_image, "make_checkpoint.py", [config, "7", "1,3,256,192", "1x"], tmp_path / "ckpt", tmp_path / "ckpt.log")
+    ckpt, cal = (tmp_path / "ckpt" / "checkpoint.pth").read_bytes(), (scenes / "calibration.zip").read_bytes()
+    (checkout.recipes / "mobilenet_body.yaml").write_text(USER_RECIPE.format(
+        url=server.add("/user.pth", Route(ckpt)), sha256=hashlib.sha256(ckpt).hexdigest(),
+        cal_url=server.add("/user-scenes.zip", Route(cal)), cal_sha256=hashlib.sha256(cal).hexdigest()))
+    build(checkout, BuildRequest("mobilenet_body", progress=False, jobs=2))
+    reference = json.loads((tmp_path / "ckpt" / "reference.json").read_text())
+    for target in ("ort_fp32", "ort_int8"):
+        manifest = json.loads((checkout.artifacts / "mobilenet_body" / target / "manifest.json").read_text())
+        assert manifest["label"] == "verified", manifest["checks"]
+    exp = json.loads((checkout.artifacts / "mobilenet_body" / "ort_fp32" / "mobilenet_body_fp32" / "report.json").read_text())["export"]
+    assert exp["config_1x"] == config  # the 1.x name as written, no table involved
+    assert exp["seeded_output_stats"][0]["mean"] == pytest.approx(reference[0]["mean"], rel=1e-4, abs=1e-6)  # its weights loaded

@@ -1,4 +1,4 @@
-"""The five seed recipes, the schema, and every way a recipe can be wrong."""
+"""The five seed recipes and the RTMPose ones, the schema, and every way a recipe can be wrong."""
 
 from __future__ import annotations
 
@@ -16,15 +16,16 @@ from pipelines.core.schema import RECIPE_SCHEMA as SCHEMA_PATH, recipe_schema, r
 
 RECIPES = REPO_ROOT / "recipes"
 SEED_RECIPES = ["face_deeppose", "hand_hrnetv2", "hrnet_pose_ae", "hrnet_sophon", "litehrnet"]
+ZOO_RECIPES = ["rtmpose_m_body", "rtmpose_m_face"]  # MMPose 1.x model zoo, not from a seed document
 
 
 def load(name: str):
     return load_recipe(RECIPES / f"{name}.yaml")
 
 
-def test_exactly_the_five_seed_recipes_exist_and_validate():
-    assert [p.stem for p in recipe_paths(RECIPES)] == SEED_RECIPES
-    for name in SEED_RECIPES:
+def test_exactly_the_seed_and_zoo_recipes_exist_and_validate():
+    assert [p.stem for p in recipe_paths(RECIPES)] == sorted(SEED_RECIPES + ZOO_RECIPES)
+    for name in SEED_RECIPES + ZOO_RECIPES:
         r = load(name)
         assert r.name == name and len(r.digest) == 64
 

@@ -78,11 +78,15 @@ def load_image(data):
 
 
 def keypoints(outputs):
-    """(N, K, 2) keypoints in input pixels (heatmaps: arg-max scaled by the stride; regression: x*W, y*H)."""
+    """(N, K, 2) keypoints in input pixels (heatmaps: arg-max scaled by the stride; regression: x*W, y*H;
+    SimCC: the arg-max bin of each axis over the bins per pixel, MMPose's simcc_split_ratio)."""
     import numpy as np
 
     _, _, h, w = PARAMS["input"]["shape"]
     first = outputs[0]
+    if PARAMS["task"] == "topdown_simcc":  # outputs: simcc_x (N, K, W*ratio), simcc_y (N, K, H*ratio)
+        x, y = outputs[0], outputs[1]
+        return np.stack([x.argmax(-1) * w / x.shape[-1], y.argmax(-1) * h / y.shape[-1]], axis=-1).astype(np.float32)
     if first.ndim == 3:  # regression head: normalised (x, y)
         return first * np.array([w, h], np.float32)
     n, k, hh, ww = first.shape

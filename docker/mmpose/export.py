@@ -50,7 +50,7 @@ def build_model() -> tuple[Config, torch.nn.Module, int]:
         cfg.model.backbone.init_cfg = None  # no pretrained download
     cfg.model.train_cfg = None
     init_default_scope(cfg.get("default_scope", "mmpose"))
-    model = MODELS.build(cfg.model)
+    model = MODELS.build(mmcv_ops_stub.own_scope(cfg.model))
     allow_checkpoint_metadata()
     ckpt = torch.load("/in/checkpoint", map_location="cpu", weights_only=True)
     state = ckpt.get("state_dict", ckpt)
@@ -115,17 +115,42 @@ def export_onnx(wrapped: torch.nn.Module, x: torch.Tensor, path: Path) -> None:
     onnx.checker.check_model(str(path), full_check=True)
 
 
+def decoding(codec: dict) -> dict:
+    """How this head's raw outputs become keypoints in input pixels, stated plainly per head type."""
+    outputs = PARAMS["outputs"]
+    _, _, h, w = PARAMS["input"]["shape"]
+    task = PARAMS["task"]
+    if task == "topdown_simcc":
+        return {"method": "simcc: per keypoint, arg-max bin of x and of y, divided by split_ratio",
+                "x_output": outputs[0]["name"], "y_output": outputs[1]["name"],
+                "split_ratio": codec.get("simcc_split_ratio"), "input_size": [w, h], "sigma": codec.get("sigma")}
+    if task == "topdown_regression":
+        return {"method": "regression: (x, y) in 0..1 of the input, times its width and height",
+                "output": outputs[0]["name"], "input_size": [w, h]}
+    heatmaps = outputs[0]["shape"]
+    found = {"method": "heatmap: per keypoint, arg-max of its channel, times input_size / heatmap_size",
+             "output": outputs[0]["name"], "input_size": [w, h], "heatmap_size": [heatmaps[3], heatmaps[2]],
+             "sigma": codec.get("sigma"), "keypoint_channels": heatmaps[1]}
+    if task == "bottomup_associative_embedding":  # heatmaps then tags; keypoints grouped by tag distance
+        found.update(method="associative embedding: heatmap peaks per keypoint, grouped into people by tag value",
+                     tag_output=outputs[1]["name"] if len(outputs) > 1 else outputs[0]["name"],
+                     tag_channels=outputs[1]["shape"][1] if len(outputs) > 1 else heatmaps[1] // 2)
+    return found
+
+
 def decode_metadata(cfg: Config) -> dict:
     """What a board app needs to turn raw outputs into keypoints without MMPose."""
     dataset = cfg.test_dataloader.dataset
     meta = parse_pose_metainfo(dataset.get("metainfo") or DATASETS.get(dataset.type).METAINFO)
     codec = cfg.get("codec") or {}
+    codec = json.loads(json.dumps(codec.to_dict() if hasattr(codec, "to_dict") else codec, default=str))
     return {
         "task": PARAMS["task"],
         "input": PARAMS["input"],
         "outputs": PARAMS["outputs"],
         "normalization": PARAMS["normalization"],
-        "codec": json.loads(json.dumps(codec.to_dict() if hasattr(codec, "to_dict") else codec, default=str)),
+        "codec": codec,
+        "decode": decoding(codec[0] if isinstance(codec, list) else codec),
         "keypoints": [meta["keypoint_id2name"][i] for i in range(meta["num_keypoints"])],
         "flip_indices": list(map(int, meta["flip_indices"])),
         "sigmas": [float(s) for s in meta.get("sigmas", [])],

@@ -1,4 +1,4 @@
-"""Stand-in for ``mmcv.ops`` in an mmcv-lite install.
+"""Stand-in for ``mmcv.ops`` in an mmcv-lite install, and MMPose's own modules where a config asks mmdet's.
 
 ``import mmpose.models`` imports every head, and a few import compiled ops at
 module level (e.g. ``MultiScaleDeformableAttention`` in EDPose). None of the
@@ -44,3 +44,21 @@ def install():
 
     mmcv.ops = ops
     return True
+
+
+def own_scope(cfg):
+    """Build the parts a config takes from mmdet (``_scope_='mmdet'``: RTMPose's CSPNeXt backbone) from
+    MMPose's own copy of the same module when MMPose has one: importing mmdet's models imports compiled
+    mmcv ops at module level, which mmcv-lite leaves out. The copies share their parameter names, so
+    checkpoints load strictly either way."""
+    from mmpose.registry import MODELS
+
+    if isinstance(cfg, dict):
+        if cfg.get("_scope_") == "mmdet" and MODELS.get(cfg.get("type")) is not None:
+            del cfg["_scope_"]
+        for value in cfg.values():
+            own_scope(value)
+    elif isinstance(cfg, (list, tuple)):
+        for value in cfg:
+            own_scope(value)
+    return cfg

@@ -1,9 +1,10 @@
-"""Runs inside the mmpose image: writes a random-weight checkpoint in MMPose 0.x form.
+"""Runs inside the mmpose image: writes a random-weight checkpoint in MMPose 0.x or 1.x form.
 
-usage: make_checkpoint.py CONFIG_1X SEED BATCH,C,H,W
-/out/checkpoint.pth: state dict under 0.x key names (keypoint_head.*, the old
+usage: make_checkpoint.py CONFIG_1X SEED BATCH,C,H,W [0x|1x]
+/out/checkpoint.pth, 0x (the default): state dict under 0.x key names (keypoint_head.*, the old
 final_layer.N layout for heads with extra conv layers), no state-dict version,
-numpy scalars in its metadata, as mmcv 1.x runners saved them.
+numpy scalars in its metadata, as mmcv 1.x runners saved them. 1x: the model's own state dict
+(head.*, with its version metadata) and mmengine-style metadata, as the MMPose 1.x zoo has them.
 /out/reference.json: per-output mean and std of the model on the export's seeded input,
 so a test can tell that the export loaded these weights.
 """
@@ -26,12 +27,13 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmpose.registry import MODELS  # noqa: E402
 
 config, seed, shape = sys.argv[1], int(sys.argv[2]), [int(v) for v in sys.argv[3].split(",")]
+form = sys.argv[4] if len(sys.argv) > 4 else "0x"
 cfg = Config.fromfile(str(Path(mmpose.__file__).parent / ".mim" / config))
 cfg.model.backbone.init_cfg = None
 cfg.model.train_cfg = None
 init_default_scope("mmpose")
 torch.manual_seed(seed)
-model = MODELS.build(cfg.model).eval()
+model = MODELS.build(mmcv_ops_stub.own_scope(cfg.model)).eval()
 for m in model.modules():
     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
         m.running_mean.uniform_(-0.2, 0.2)
@@ -51,8 +53,14 @@ for key, value in model.state_dict().items():
             rest = f"final_layer.{n_extra}." + rest[len("final_layer."):]
         key = "keypoint_head." + rest
     old[key] = value
-meta = {"mmpose_version": "0.28.1", "epoch": np.int64(210), "hook_msgs": {"best_score": np.float64(0.81)}}
-torch.save({"meta": meta, "state_dict": old}, "/out/checkpoint.pth")
+if form == "1x":
+    new = model.state_dict()  # keeps _metadata: the module versions 1.x checkpoints carry
+    for key in [k for k in new if k.startswith("data_preprocessor.")]:
+        del new[key]
+    torch.save({"meta": {"mmpose_version": mmpose.__version__, "epoch": 420}, "state_dict": new}, "/out/checkpoint.pth")
+else:
+    meta = {"mmpose_version": "0.28.1", "epoch": np.int64(210), "hook_msgs": {"best_score": np.float64(0.81)}}
+    torch.save({"meta": meta, "state_dict": old}, "/out/checkpoint.pth")
 
 x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
