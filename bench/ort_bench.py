@@ -63,7 +63,8 @@ def main() -> None:
     args = sys.argv[1:]
     smoke = "--smoke" in args
     names = [a for a in args if a != "--smoke"] or (
-        ["face_deeppose"] if smoke else ["face_deeppose", "hand_hrnetv2", "litehrnet", "hrnet_sophon", "hrnet_pose_ae"])
+        ["face_deeppose"] if smoke else ["face_deeppose", "hand_hrnetv2", "litehrnet", "hrnet_sophon", "hrnet_pose_ae",
+                                         "rtmpose_m_body", "rtmpose_m_face"])
     runs = 3 if smoke else 20
     driver = DockerDriver.from_env()
     docker = ROOT / "docker"
@@ -78,7 +79,7 @@ def main() -> None:
         store = BlobStore(SHARED_STORE)
         fetch = Fetcher(store, work / "lock")
         calibration = fetch.fetch(RemoteFile(str(out / "calibration.zip"), "unpinned")).sha256
-        print("recipe          export ms   fp32 ms  int8 ms   fp32/export  int8/export")
+        print("recipe          export ms   fp32 ms  int8 ms   fp32/export  int8/export  int8/fp32")
         for name in names:
             recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
             targets = (recipe.target("ort_fp32"), recipe.target("ort_int8"))
@@ -109,7 +110,7 @@ def main() -> None:
             t = json.loads(run(driver, ortimg, _timer(work, runs), [json.dumps(export.params["input"]["shape"]),
                                                             export.params["input"]["name"]], [Mount(models, "/in/m")], work))
             print(f"{name:15s} {t['export']:9.1f} {t['fp32']:9.1f} {t['int8']:8.1f}   "
-                  f"{t['fp32'] / t['export']:9.2f}x  {t['int8'] / t['export']:9.2f}x")
+                  f"{t['fp32'] / t['export']:9.2f}x  {t['int8'] / t['export']:9.2f}x  {t['int8'] / t['fp32']:8.2f}x", flush=True)
 
 
 def _timer(work: Path, runs: int) -> Path:

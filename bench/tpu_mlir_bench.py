@@ -7,12 +7,13 @@ bmodel's size, TPU-MLIR's own similarity figures and posepipe's simulator-vs-FP3
 Random weights give near-flat heatmaps, so the keypoint gate is opened wide and its figures say
 little about accuracy; times, sizes and the tool's similarity are what this measures. It also
 builds one target twice (two clean stores) and reports which bmodel bytes differ.
-Usage: python3 bench/tpu_mlir_bench.py [--smoke] [recipe]   (default hrnet_sophon; --smoke:
-litehrnet's INT8 bmodel only, no rebuild, so the test suite can run it)
+Usage: python3 bench/tpu_mlir_bench.py [--smoke] [--target ID ...] [recipe]   (default hrnet_sophon, every
+TPU-MLIR target; --smoke: litehrnet's INT8 bmodel only, no rebuild, so the test suite can run it)
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -62,11 +63,16 @@ def build(env: dict, recipe: str, target: str) -> float:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--smoke"]
-    smoke = "--smoke" in sys.argv[1:]
-    name = "litehrnet" if smoke else (args[0] if args else "hrnet_sophon")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", nargs="?", default="hrnet_sophon")
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--target", action="append", default=[], help="only these targets (repeat)")
+    args = parser.parse_args()
+    smoke = args.smoke
+    name = "litehrnet" if smoke else args.recipe
     recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
-    targets = [t.id for t in recipe.targets if t.toolchain == "sophgo_tpu_mlir"][: 1 if smoke else None]
+    targets = [t.id for t in recipe.targets if t.toolchain == "sophgo_tpu_mlir" and (not args.target or t.id in args.target)]
+    targets = targets[: 1 if smoke else None]
     with tempfile.TemporaryDirectory() as d, LoopbackServer() as server:
         work = Path(d)
         scratch_checkout(work / "repo", server, (name,), real=True, calibration=scenes_zip(), extra=("sophgo_tpu_mlir",))

@@ -121,6 +121,9 @@ def test_recipe_builds_its_open_targets_for_real(name, mmpose_image, scenes, ser
     assert int8["calibration"]["images"] == 8 and int8["accuracy_int8_vs_fp32"]["images"] >= 16
     model = art / "ort_int8" / f"{name}_ort_int8" / "model.onnx"
     assert b"QuantizeLinear" in model.read_bytes()
+    rule = recipe.target("ort_int8").params
+    if rule.get("fp32_depthwise"):  # the recipe's rule kept the named convolutions in fp32
+        assert int8["int8_ops"] == list(rule["quantize_ops"]) and int8["fp32_nodes"], int8
     for target in ("ort_fp32", "ort_int8"):  # labels earned by the checks each target's own step recorded
         m = json.loads((art / target / "manifest.json").read_text())
         own = [c for c in m["checks"] if c["step"] == f"{name}/{target}"]

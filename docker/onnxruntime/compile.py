@@ -64,6 +64,28 @@ def raise_opset(path: Path, minimum: int) -> int:
     return current
 
 
+def fp32_convs(path: Path) -> list[str]:
+    """The convolutions the recipe's rule keeps in FP32: depthwise ones (``fp32_depthwise``) and those
+    whose output map is smaller than ``int8_min_map`` [H, W]. On small, memory-bound layers the
+    quantize/dequantize pairs around an INT8 kernel cost more than the kernel saves."""
+    rule_dw, min_map = SETTINGS.get("fp32_depthwise", False), SETTINGS.get("int8_min_map")
+    if not rule_dw and not min_map:
+        return []
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in [*model.graph.value_info, *model.graph.output]}
+    keep = []
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        out = dims.get(node.output[0], [])
+        small = bool(min_map) and len(out) == 4 and out[2] * out[3] < min_map[0] * min_map[1]
+        if (rule_dw and group > 1) or small:
+            keep.append(node.name)
+    return keep
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -95,12 +117,12 @@ def main() -> None:
         listing = json.loads(Path("/in/calibration/list.json").read_text())
         held = held_out_inputs(HELD_OUT)
         calib = batches([load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in listing["calibration"]])
-        exclude = list(SETTINGS.get("exclude_nodes", []))
         # Quantize the export itself (after ORT's recommended shape inference and basic
         # optimisation), not the EXTENDED-optimised FP32 file whose fused contrib ops it cannot type.
         prepared = Path("/tmp/prepared.onnx")
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         report["int8_opset"] = raise_opset(prepared, 13)  # per-channel QDQ needs DequantizeLinear's axis (opset 13)
+        exclude = sorted(set(SETTINGS.get("exclude_nodes", [])) | set(fp32_convs(prepared)))
         quantize_static(
             str(prepared), str(OUT / "model.onnx"), Reader(calib),
             quant_format=QuantFormat.QDQ,
@@ -110,6 +132,7 @@ def main() -> None:
             calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                               "percentile": CalibrationMethod.Percentile}[SETTINGS.get("calibration_method", "minmax")],
             nodes_to_exclude=exclude,
+            op_types_to_quantize=SETTINGS.get("quantize_ops"),
         )
         q = session(OUT / "model.onnx")
         reference = [opt.run(None, {name: x}) for x in held]
@@ -118,6 +141,7 @@ def main() -> None:
         report["calibration"] = {"images": len(listing["calibration"]), "held_out": HELD_OUT,
                                  "first": listing["calibration"][0]["member"], "last": listing["calibration"][-1]["member"]}
         report["fp32_nodes"] = exclude
+        report["int8_ops"] = SETTINGS.get("quantize_ops", "all that ONNX Runtime quantizes")
         problems = gate(report["accuracy_int8_vs_fp32"])
         if limits():  # figures without a limit are recorded, but they are no check
             checks.append(check("int8 keypoints vs fp32 on held-out images", not problems,
