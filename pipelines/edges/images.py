@@ -29,7 +29,7 @@ from pipelines.edges.interpreters import Interpreter
 from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.fetcher import Fetcher
 from pipelines.edges.fs import get_or_make
-from pipelines.edges.bootstrap import BaseRecord, base_record, ensure_base, load_base_spec
+from pipelines.edges.bootstrap import BaseRecord, BaseSpec, base_record, ensure_base, load_base_spec
 from pipelines.core.digests import sha256_file, sha256_json
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.edges.remote_images import RemoteImages
@@ -126,10 +126,16 @@ class ImageBuilder:
                 self._base_id = get_or_make(
                     self.store_root / "locks" / f"base-{spec.digest}.lock", f"the base image {spec.tag}",
                     (lambda: self.driver.image_id(spec.tag)) if reuse else (lambda: None),
-                    lambda: (self._pulled(spec.tag, "base", spec.digest) if reuse else None) or self._pushed(
-                        spec.tag, "base", spec.digest, ensure_base(self.driver, spec, self.store_root, self.fresh_base)),
+                    lambda: self._make_base(spec, reuse),
                 )
             return self._base_id
+
+    def _make_base(self, spec: BaseSpec, reuse: bool) -> str:
+        """Pulled from the remote cache if allowed and there, else bootstrapped here (and pushed)."""
+        pulled = self._pulled(spec.tag, "base", spec.digest) if reuse else None
+        if pulled:
+            return pulled
+        return self._pushed(spec.tag, "base", spec.digest, ensure_base(self.driver, spec, self.store_root, self.fresh_base))
 
     def base(self) -> BaseRecord:
         """The bootstrapped base's tag and rootfs digest (or the configured base image), for manifests."""

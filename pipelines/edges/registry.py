@@ -106,6 +106,14 @@ class Registry:
                 self._down = str(error)
                 log.warning(f"remote cache {self.url} is unreachable ({error}); building locally from here on")
 
+    def reachable(self) -> bool:
+        """Whether the registry answers at all (any HTTP status, 401 included, is an answer)."""
+        try:
+            self.client.session.get(f"{self.client.prefix}://{self.host}/v2/")
+            return True
+        except requests.RequestException:
+            return False
+
     def manifest(self, ref: str) -> dict | None:
         """The OCI manifest at ``ref``; None when the registry says it has none."""
         container = self.client.get_container(ref)

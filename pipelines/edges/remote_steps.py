@@ -107,9 +107,7 @@ class RemoteSteps:
 
     def _push_failed(self, label: str, error: Exception) -> None:
         """A registry that still answers refused the push (a warning); one that does not is gone."""
-        try:
-            self.registry.manifest(self.ref("0" * 64))
-        except RegistryDown:
+        if not self.registry.reachable():
             self.registry.gone(_first_line(error))
             return
         log.warning(f"remote cache refused {label}'s entry ({_first_line(error)}); it stays local")
