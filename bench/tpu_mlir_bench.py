@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("recipe", nargs="?", default="hrnet_sophon")
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--target", action="append", default=[], help="only these targets (repeat)")
+    parser.add_argument("--no-rebuild", action="store_true", help="skip building the first target again from a clean store")
     args = parser.parse_args()
     smoke = args.smoke
     name = "litehrnet" if smoke else args.recipe
@@ -92,7 +93,7 @@ def main() -> None:
             print(f"  {target:22s} {wall:7.1f} {report['bmodel_bytes'] / 1e6:8.2f}   "
                   f"{cos} / {eucl} / {sqnr} ({tool['verdict']})   {sim['mean_error_px']:.2f} / "
                   f"{sim['p95_error_px']:.2f}   {sim['pck_2px']:.2f}   label {manifest['label']}", flush=True)
-        if not smoke:  # the same bmodel twice, from two clean stores
+        if not (smoke or args.no_rebuild):  # the same bmodel twice, from two clean stores
             first = next(p for p in (work / "repo" / "artifacts" / name / targets[0]).rglob("*.bmodel")).read_bytes()
             env2 = {**env, "POSEPIPE_STORE": str(work / "store2")}
             subprocess.run([sys.executable, "-m", "invoke", "build", "--recipe", name, "--target", targets[0], "--no-cache"],

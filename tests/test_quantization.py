@@ -51,7 +51,7 @@ def run_toolchain(name: str, params: dict, inputs: list[Mount], work: Path) -> t
     res = driver.run(
         image=image, command=list(spec.command),
         mounts=[Mount(work / "params.json", "/in/params.json"), *inputs, Mount(out, "/out", False)],
-        env={}, label=f"test/{name}", log_path=work / "log", on_line=lambda line: None, timeout=900,
+        env={"SOURCE_DATE_EPOCH": "315532800"}, label=f"test/{name}", log_path=work / "log", on_line=lambda line: None, timeout=900,
     )
     return res.exit_code, out
 

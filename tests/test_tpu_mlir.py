@@ -34,7 +34,7 @@ F32_TARGET = """  - id: bm1684_mlir_f32_b1
 """
 
 
-def test_litehrnet_bmodels_are_compiled_and_simulated(mmpose_image, scenes, server, checkout, tmp_path):
+def test_litehrnet_bmodels_are_compiled_and_simulated(mmpose_image, scenes, server, checkout, tmp_path, capsys):
     shutil.copytree(REPO_ROOT / "docker" / "sophgo_tpu_mlir", checkout.docker / "sophgo_tpu_mlir", dirs_exist_ok=True)
     recipe = load_recipe(REPO_ROOT / "recipes" / "litehrnet.yaml")
     export = next(s for s in plan(recipe, recipe.targets, "0" * 64, None) if s.id == export_step_id(recipe, 1))
@@ -71,7 +71,9 @@ def test_litehrnet_bmodels_are_compiled_and_simulated(mmpose_image, scenes, serv
 
     # Built again from the same inputs (--check runs every step again): model_deploy writes its wall-clock
     # time into the bmodel, which posepipe pins to SOURCE_DATE_EPOCH, so the bmodel comes out byte-identical.
+    capsys.readouterr()
     build(checkout, BuildRequest("litehrnet", target="bm1684_mlir_f32_b1", progress=False, jobs=2, check=True))
+    assert "check litehrnet/bm1684_mlir_f32_b1: reproducible" in capsys.readouterr().out  # really run again and compared
     again = json.loads((checkout.artifacts / "litehrnet" / "bm1684_mlir_f32_b1" / "manifest.json").read_text())
     assert again["reproducibility"]["checked"]
     assert again["reproducibility"]["differing_files"]["litehrnet/bm1684_mlir_f32_b1"] == [], again["reproducibility"]
