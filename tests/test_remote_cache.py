@@ -18,7 +18,7 @@ from pipelines.edges.docker_driver import DockerDriver
 from pipelines.edges.engine import EngineOptions
 from pipelines.edges.images import ImageBuilder, image_tag, load_toolchain
 from pipelines.edges.registry import CacheSetting, Registry
-from pipelines.edges.remote_steps import RemoteSteps
+from pipelines.edges.remote_steps import MEDIA_TYPE, RemoteSteps
 
 from .conftest import TEST_TOOLCHAINS, local_registry, make_engine, served_recipe, zip_of
 from .httpserver import LoopbackServer, Route
@@ -39,9 +39,12 @@ def toolchains(tmp_path) -> Path:
     with open(folder / "probe" / "step.py", "a") as f:
         f.write(f"# {uuid.uuid4().hex}: an image of this test's own\n")
     yield folder
-    driver = DockerDriver.from_env()
-    builder = ImageBuilder(driver, Path(__file__).resolve().parents[1] / "docker", tmp_path)
-    driver.remove_image(image_tag("probe", builder.digest(load_toolchain(folder, "probe"))))
+    DockerDriver.from_env().remove_image(probe_tag(folder))
+
+
+def probe_tag(toolchains: Path) -> str:
+    builder = ImageBuilder(DockerDriver.from_env(), REPO_ROOT / "docker", REPO_ROOT)  # the digest reads no store
+    return image_tag("probe", builder.digest(load_toolchain(toolchains, "probe")))
 
 
 def machine(tmp_path: Path, name: str, toolchains: Path, cache: CacheSetting | None, **kw):
@@ -55,9 +58,7 @@ def tree(entry) -> dict[str, bytes]:
 
 def forget_image(toolchains: Path) -> None:
     """This machine never had the image: remove it from the (shared) Docker engine."""
-    driver = DockerDriver.from_env()
-    builder = ImageBuilder(driver, Path(__file__).resolve().parents[1] / "docker", Path("/nonexistent"))
-    tag = image_tag("probe", builder.digest(load_toolchain(toolchains, "probe")))
+    driver, tag = DockerDriver.from_env(), probe_tag(toolchains)
     assert driver.remove_image(tag) and driver.image_id(tag) is None
 
 
@@ -109,6 +110,22 @@ def test_tampered_remote_blob_is_refused_and_the_step_runs_here(tmp_path, toolch
     assert any("damaged, not used" in r.getMessage() for r in caplog.records)
     assert not list((tmp_path / "b" / "blobs").rglob("*.partial")) and not any(
         p.name == hexdigest for p in (tmp_path / "b").rglob("*"))  # nothing of the bad blob kept
+
+
+def test_an_entry_that_is_no_archive_is_refused_and_the_step_runs_here(tmp_path, toolchains, oci_registry, caplog):
+    """A registry that serves consistent bytes (the digest matches) that are no entry at all."""
+    cache = CacheSetting(oci_registry.url)
+    key = machine(tmp_path, "probe", toolchains, None).key_for(steps()[0], {})[0]
+    junk = tmp_path / "entry.tar.gz"
+    junk.write_bytes(b"not an archive at all")
+    registry = Registry(cache)
+    registry.client.push(target=RemoteSteps(registry, None, 0).ref(key), files=[f"{junk}:{MEDIA_TYPE}"],
+                         manifest_annotations={"posepipe.key": key}, disable_path_validation=True, quiet=True)
+    b = machine(tmp_path, "b", toolchains, cache)
+    with caplog.at_level(logging.WARNING, logger="posepipe"):
+        out = b.run(steps()[:1])["a"]
+    assert b.stats.ran == ["a"] and b.stats.pulled == [] and (out.outputs / "result.txt").read_text() == "one\n"
+    assert any("not a readable .tar.gz" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 def test_registry_gone_mid_build_finishes_locally_with_one_warning(tmp_path, toolchains, caplog):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import os
 import tarfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from pipelines.core.errors import IntegrityError
@@ -50,10 +51,14 @@ def _check_member(m: tarfile.TarInfo) -> None:
 
 
 def unpack(archive: Path, dest: Path) -> list[str]:
-    """Extract into the (new, empty) folder ``dest``; returns the file paths extracted."""
-    with tarfile.open(archive, "r:gz") as tar:
-        members = tar.getmembers()
-        for m in members:
-            _check_member(m)
-        tar.extractall(dest, members=members, filter="data")  # the stdlib's own guard as well
+    """Extract into the (new, empty) folder ``dest``; returns the file paths extracted. Bytes that are
+    not a whole .tar.gz are an IntegrityError like any other bad archive, never a traceback."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            for m in members:
+                _check_member(m)
+            tar.extractall(dest, members=members, filter="data")  # the stdlib's own guard as well
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise IntegrityError(f"{archive.name} is not a readable .tar.gz ({type(e).__name__}: {e})") from None
     return sorted(m.name for m in members if m.isfile())

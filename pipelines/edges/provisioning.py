@@ -30,6 +30,7 @@ from pipelines.core import toolchains
 from pipelines.core.cells import Status
 from pipelines.core.recipe import RemoteFile
 from pipelines.edges.fs import get_or_make, write_bytes_atomic
+from pipelines.edges.settings import config_dir
 from pipelines.core.digests import SHA256_HEX
 from pipelines.core.errors import IntegrityError, ToolchainNotProvisioned, UsageError
 
@@ -38,8 +39,7 @@ def config_path() -> Path:
     env = os.environ.get("POSEPIPE_VENDOR_CONFIG")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "posepipe" / "vendor.yaml"
+    return config_dir() / "vendor.yaml"
 
 
 @dataclass(frozen=True)

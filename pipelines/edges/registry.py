@@ -12,36 +12,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 
 import oras.auth
 import oras.provider
 import requests
 
-from pipelines.core.errors import UsageError
+from pipelines.edges.settings import CacheSetting, parse_oci_url
 
 log = logging.getLogger("posepipe")
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class CacheSetting:
-    """``--cache oci://HOST[:PORT]/NAMESPACE``; read-only never pushes (pull requests)."""
-
-    url: str
-    read_only: bool = False
-
-
-def parse_oci_url(url: str) -> tuple[str, str]:
-    """(host[:port], namespace) of ``oci://HOST[:PORT]/NAMESPACE``."""
-    if not url.startswith("oci://"):
-        raise UsageError(f"{url!r} is not like oci://HOST[:PORT]/NAMESPACE")
-    host, _, namespace = url.removeprefix("oci://").strip("/").partition("/")
-    if not host or not namespace:
-        raise UsageError(f"{url!r} is not like oci://HOST[:PORT]/NAMESPACE")
-    return host, namespace
 
 
 def is_loopback(host: str) -> bool:

@@ -72,10 +72,11 @@ class RemoteSteps:
             return None
         try:
             with cache.staging(key) as staged:
+                (staged / "outputs").rmdir()  # the entry brings its own, or is refused for lacking one
                 archive.unpack(blob.path, staged)
                 return cache.adopt(key, staged)
         except IntegrityError as e:
-            log.warning(f"remote cache entry for {label} does not match its own manifest, not used ({_first_line(e)}); "
+            log.warning(f"remote cache entry for {label} is not a sound entry, not used ({_first_line(e)}); "
                         "running the step here")
             return None
         finally:

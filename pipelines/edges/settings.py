@@ -8,20 +8,43 @@ set it per job and a team can set it once per machine.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from pipelines.core.errors import UsageError
-from pipelines.edges.registry import CacheSetting, parse_oci_url
 
 TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class CacheSetting:
+    """``--cache oci://HOST[:PORT]/NAMESPACE``; read-only never pushes (pull requests)."""
+
+    url: str
+    read_only: bool = False
+
+
+def parse_oci_url(url: str) -> tuple[str, str]:
+    """(host[:port], namespace) of ``oci://HOST[:PORT]/NAMESPACE``."""
+    if not url.startswith("oci://"):
+        raise UsageError(f"{url!r} is not like oci://HOST[:PORT]/NAMESPACE")
+    host, _, namespace = url.removeprefix("oci://").strip("/").partition("/")
+    if not host or not namespace:
+        raise UsageError(f"{url!r} is not like oci://HOST[:PORT]/NAMESPACE")
+    return host, namespace
+
+
+def config_dir() -> Path:
+    """Where a user keeps posepipe's settings: $XDG_CONFIG_HOME/posepipe (default ~/.config/posepipe)."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "posepipe"
 
 
 def config_file() -> Path:
     if env := os.environ.get("POSEPIPE_CONFIG"):
         return Path(env)
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "posepipe" / "config.yaml"
+    return config_dir() / "config.yaml"
 
 
 def _config() -> dict:

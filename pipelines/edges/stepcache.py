@@ -123,8 +123,14 @@ class StepCache:
             raise IntegrityError("the entry has no readable manifest.json") from None
         if not isinstance(manifest, dict) or manifest.get("key") != key:
             raise IntegrityError("the entry's manifest is for another key")
-        files = tree_manifest(staged / "outputs") if (staged / "outputs").is_dir() else {}
-        wrong = sorted(p for p in set(files) | set(manifest.get("files") or {}) if files.get(p) != manifest["files"].get(p))
+        expected = manifest.get("files")
+        if not isinstance(expected, dict) or not (staged / "outputs").is_dir() or (staged / "outputs").is_symlink():
+            raise IntegrityError("the entry has no outputs folder or no file list")
+        try:
+            files = tree_manifest(staged / "outputs")
+        except ValueError as e:  # a symbolic link among the outputs
+            raise IntegrityError(str(e)) from None
+        wrong = sorted(p for p in set(files) | set(expected) if files.get(p) != expected.get(p))
         if wrong:
             raise IntegrityError(f"{len(wrong)} file(s) differ from the entry's manifest: {', '.join(wrong[:5])}")
         return self._seal(key, staged, manifest)
