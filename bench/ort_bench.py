@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,8 @@ from pipelines.core.recipe import RemoteFile, load_recipe  # noqa: E402
 from pipelines.edges.stepcache import StepCache  # noqa: E402
 from tests.conftest import SHARED_STORE  # noqa: E402
 
+RULE = {"quantize_ops", "fp32_depthwise", "int8_min_map"}  # a recipe's statement of what stays FP32
+
 TIMER = """
 import json, sys, time
 import numpy as np, onnxruntime as ort
@@ -37,7 +40,7 @@ ort.set_default_logger_severity(3)
 shape, name = json.loads(sys.argv[1]), sys.argv[2]
 x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 out = {}
-for label in ("export", "fp32", "int8"):
+for label in sys.argv[3].split(","):
     so = ort.SessionOptions(); so.intra_op_num_threads = 2
     s = ort.InferenceSession(f"/in/{label}.onnx", so, providers=["CPUExecutionProvider"])
     for _ in range(3): s.run(None, {name: x})
@@ -97,20 +100,31 @@ def main() -> None:
                     s.params.update(select="scenes/*.png", count=8)
                 if s.params.get("settings", {}).get("quantize") == "int8":
                     s.params["settings"] = {**s.params["settings"], "max_keypoint_error_px": 1e9, "max_normalized_error": 1e9}
+            int8_step = next(s for s in steps if s.id == compile_step_id(recipe, targets[1]))
+            if RULE & set(int8_step.params["settings"]):  # the same INT8 target without the recipe's rule, side by side
+                settings = {k: v for k, v in int8_step.params["settings"].items() if k not in RULE}
+                steps.append(replace(int8_step, id=f"{int8_step.id}#every-op", params={**int8_step.params, "settings": settings}))
             engine = Engine(driver, images, StepCache(SHARED_STORE), store, docker, work / "logs", EngineOptions(jobs=1))
             res = engine.run(steps)
             models = work / f"{name}-models"
             models.mkdir()
-            for label, path in (
-                ("export", res[export.id].outputs / "model.onnx"),
-                ("fp32", res[compile_step_id(recipe, targets[0])].outputs / targets[0].output / "model.onnx"),
-                ("int8", res[compile_step_id(recipe, targets[1])].outputs / targets[1].output / "model.onnx"),
-            ):
+            found = {
+                "export": res[export.id].outputs / "model.onnx",
+                "fp32": res[compile_step_id(recipe, targets[0])].outputs / targets[0].output / "model.onnx",
+                "int8": res[int8_step.id].outputs / targets[1].output / "model.onnx",
+            }
+            if f"{int8_step.id}#every-op" in res:
+                found["int8_every_op"] = res[f"{int8_step.id}#every-op"].outputs / targets[1].output / "model.onnx"
+            for label, path in found.items():
                 os.link(path, models / f"{label}.onnx")
             t = json.loads(run(driver, ortimg, _timer(work, runs), [json.dumps(export.params["input"]["shape"]),
-                                                            export.params["input"]["name"]], [Mount(models, "/in/m")], work))
+                                                            export.params["input"]["name"], ",".join(found)],
+                               [Mount(models, "/in/m")], work))
             print(f"{name:15s} {t['export']:9.1f} {t['fp32']:9.1f} {t['int8']:8.1f}   "
                   f"{t['fp32'] / t['export']:9.2f}x  {t['int8'] / t['export']:9.2f}x  {t['int8'] / t['fp32']:8.2f}x", flush=True)
+            if "int8_every_op" in t:
+                print(f"  {name} without the recipe's INT8 rule (every op INT8): {t['int8_every_op']:.1f} ms, "
+                      f"{t['int8_every_op'] / t['export']:.2f}x export, {t['int8_every_op'] / t['fp32']:.2f}x fp32", flush=True)
 
 
 def _timer(work: Path, runs: int) -> Path:
