@@ -38,11 +38,11 @@ def test_schema_is_valid_2020_12_and_versioned():
 
 def test_recipes_carry_the_editor_schema_line():
     for p in recipe_paths(RECIPES):
-        assert p.read_text().startswith("# yaml-language-server: $schema=schema/recipe.schema.json\n"), p
+        assert p.read_text().startswith("# yaml-language-server: $schema=../pipelines/core/schemas/recipe.schema.json\n"), p
 
 
 def test_editor_schema_is_the_one_composed_from_the_toolchain_modules():
-    """recipes/schema/recipe.schema.json is generated: `python -m pipelines.core.schema` rewrites it."""
+    """pipelines/core/schemas/recipe.schema.json is generated: `python -m pipelines.core.schema` rewrites it."""
     assert SCHEMA_PATH.read_text() == render(recipe_schema()), "run: python -m pipelines.core.schema"
     jsonschema.Draft202012Validator.check_schema(recipe_schema())
 
@@ -214,10 +214,10 @@ def test_every_recipe_config_maps_to_an_mmpose_1x_config():
 @pytest.mark.slow
 def test_mmpose_config_list_is_the_locked_wheels():
     """docker/mmpose/configs.txt, which validate checks recipes against, is made from the wheel the lock pins."""
-    from pipelines.core.mmpose_configs import CONFIGS_1X
+    from pipelines.core.mmpose_configs import configs_1x_path
     from pipelines.edges.mmpose_catalog import locked_wheel, render
 
     from .conftest import SHARED_STORE
 
-    assert CONFIGS_1X.read_text() == render(locked_wheel(SHARED_STORE / "wheels")), \
+    assert configs_1x_path().read_text() == render(locked_wheel(SHARED_STORE / "wheels")), \
         "run `python -m pipelines.edges.mmpose_catalog` after changing docker/mmpose/requirements.lock"

@@ -100,7 +100,7 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
     with shown.session():
         results = engine.run(steps)
     inputs = {name: {"url": url, "sha256": sha} for name, (url, sha) in fetched.items()}
-    commit = posepipe_commit(layout.root)
+    commit = posepipe_commit(layout.checkout)
     base = engine.images.base().as_json()
     placed, summary = {}, []
     for t in targets:
@@ -111,7 +111,7 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
         artifacts.place(results[compile_step_id(recipe, t)].outputs, dest, manifest_model.render(manifest),
                         engine.options.source_date_epoch)
         placed[t.id] = dest
-        summary.append(Built(t.id, manifest["label"], str(dest.relative_to(layout.root) if dest.is_relative_to(layout.root) else dest),
+        summary.append(Built(t.id, manifest["label"], str(dest.relative_to(layout.checkout) if dest.is_relative_to(layout.checkout) else dest),
                              figures(manifest["verification"])))
     console.build_summary(recipe.name, summary, len(engine.stats.ran), len(engine.stats.cached),
                           len(engine.stats.pulled))

@@ -28,13 +28,13 @@ from pipelines.core.recipe import Recipe, Target
 MAX_JOBS = 256
 MAX_OUTPUT_BYTES = 1_000_000
 # Files whose change can alter every artifact.
-GLOBAL_PATHS = ("pipelines/", "tasks.py", "pyproject.toml", "recipes/schema/", "recipes/checkpoints.lock", "docker/base/",
+GLOBAL_PATHS = ("pipelines/", "tasks.py", "pyproject.toml", "recipes/checkpoints.lock", "docker/base/",
                 "docker/common/")
 
 
 def runner_labels(layout: Layout) -> dict[str, str]:
     labels = default_runner_labels()
-    override = layout.root / ".github" / "runners.yaml"
+    override = layout.checkout / ".github" / "runners.yaml"
     if override.is_file():
         data = yaml.safe_load(override.read_text()) or {}
         unknown = sorted(set(data) - set(labels))
@@ -61,7 +61,7 @@ def changed_paths(root: Path, ref: str) -> list[str]:
 
 def matrix_cells(layout: Layout, changed_since: str | None = None) -> list[Cell]:
     recipes = {r.name: r for r in all_valid(layout)}
-    changed = changed_paths(layout.root, changed_since) if changed_since else None
+    changed = changed_paths(layout.checkout, changed_since) if changed_since else None
     return [c for c in cells(recipes.values(), runner_labels(layout))
             if changed is None or touches(recipes[c.recipe], recipes[c.recipe].target(c.target), changed)]
 

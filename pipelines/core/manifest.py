@@ -19,10 +19,11 @@ from pipelines import __version__
 from pipelines.core import labels
 from pipelines.core.digests import canonical_json
 from pipelines.core.errors import IntegrityError
+from pipelines.core.layout import SCHEMAS
 from pipelines.core.recipe import Recipe, Target, plain
 from pipelines.core.steps import Step
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "recipes" / "schema" / "manifest.schema.json"
+SCHEMA_PATH = SCHEMAS / "manifest.schema.json"
 NAME = "manifest.json"
 
 

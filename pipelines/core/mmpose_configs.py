@@ -1,7 +1,7 @@
 """Which MMPose 1.x config a recipe's ``model.mmpose.config`` means, from data only.
 
 A recipe names either an MMPose 0.x config, as the seeds do (mapped by
-``recipes/schema/mmpose-0x-configs.yaml``), or any MMPose 1.x config path as it is in the
+``pipelines/core/schemas/mmpose-0x-configs.yaml``), or any MMPose 1.x config path as it is in the
 mmpose package (listed in ``docker/mmpose/configs.txt``, made from the locked wheel). Anything
 else is a recipe error naming the field, found by `invoke validate` before any download.
 """
@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import difflib
 import functools
+from pathlib import Path
 
 import yaml
 
 from pipelines.core.errors import UsageError
-from pipelines.core.layout import REPO_ROOT
+from pipelines.core.layout import SCHEMAS, layout
 
-TABLE_0X = REPO_ROOT / "recipes" / "schema" / "mmpose-0x-configs.yaml"
-CONFIGS_1X = REPO_ROOT / "docker" / "mmpose" / "configs.txt"
+TABLE_0X = SCHEMAS / "mmpose-0x-configs.yaml"
+
+
+def configs_1x_path() -> Path:
+    """docker/mmpose/configs.txt: a fact of the export image, so it lives in the checkout beside it."""
+    return layout().docker / "mmpose" / "configs.txt"
 
 
 @functools.cache
@@ -27,7 +32,7 @@ def table_0x() -> dict[str, str]:
 
 @functools.cache
 def configs_1x() -> frozenset[str]:
-    return frozenset(line for line in CONFIGS_1X.read_text().splitlines() if line and not line.startswith("#"))
+    return frozenset(line for line in configs_1x_path().read_text().splitlines() if line and not line.startswith("#"))
 
 
 def problem(config: str) -> str | None:
@@ -37,7 +42,7 @@ def problem(config: str) -> str | None:
     near = difflib.get_close_matches(config, [*configs_1x(), *table_0x()], n=2, cutoff=0.6)
     hint = f"; did you mean {' or '.join(near)}?" if near else ""
     return (f"is neither an MMPose 1.x config of the export image (docker/mmpose/configs.txt) nor a mapped "
-            f"0.x config (recipes/schema/mmpose-0x-configs.yaml){hint}")
+            f"0.x config (pipelines/core/schemas/mmpose-0x-configs.yaml){hint}")
 
 
 def config_1x(config: str) -> str:

@@ -1,4 +1,4 @@
-"""The recipe JSON Schema: the common part from recipes/schema/recipe.schema.json, each
+"""The recipe JSON Schema: the common part from pipelines/core/schemas/recipe.schema.json, each
 toolchain's target fields from its module.
 
 The file in the repo is what editors read (`# yaml-language-server: $schema=...`); its
@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines.core.layout import SCHEMAS
 from pipelines.core.toolchains import registry, target_toolchains
 
-RECIPE_SCHEMA = Path(__file__).resolve().parents[2] / "recipes" / "schema" / "recipe.schema.json"
+RECIPE_SCHEMA = SCHEMAS / "recipe.schema.json"
 TARGET_DEF = "{}_target"
 
 

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from pipelines.core.layout import REPO_ROOT
-from pipelines.core.mmpose_configs import CONFIGS_1X
+from pipelines.core.mmpose_configs import configs_1x_path
 from pipelines.edges.wheelhouse import fill_wheelhouse
 
 LOCK = REPO_ROOT / "docker" / "mmpose" / "requirements.lock"
@@ -39,5 +39,5 @@ def locked_wheel(wheelhouse: Path) -> Path:
 if __name__ == "__main__":
     from pipelines.core.layout import layout
 
-    CONFIGS_1X.write_text(render(locked_wheel(layout().store / "wheels")))
-    print(f"wrote {CONFIGS_1X}", file=sys.stderr)
+    configs_1x_path().write_text(render(locked_wheel(layout().store / "wheels")))
+    print(f"wrote {configs_1x_path()}", file=sys.stderr)
