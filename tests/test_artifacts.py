@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.commands import download as downloading
 from pipelines.commands import publish as publishing
-from pipelines.core import manifest
+from pipelines.core import labels, manifest
 from pipelines.core.provenance import statement
 from pipelines.edges import archive, artifacts, signing
 from pipelines.core.errors import IntegrityError, NetworkError, UsageError
@@ -26,14 +26,17 @@ from pipelines.core.layout import Layout
 EPOCH = 315532800
 
 
-def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", label="verified", payload=b"model bytes\n"):
-    """A built target as `invoke build` leaves it: files, manifest.json, <target>.tar.gz."""
+def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", check="passed", contract_test=False,
+                  payload=b"model bytes\n", label=None):
+    """A built target as `invoke build` leaves it: files, manifest.json, <target>.tar.gz. Its label is
+    the one its check (``passed``, ``failed`` or ``none``) earns, unless ``label`` forces another."""
     d = lay.artifacts / recipe / target
     (d / "face_deeppose_ort_fp32").mkdir(parents=True)
     (d / "face_deeppose_ort_fp32" / "model.onnx").write_bytes(payload)
     (d / "face_deeppose_ort_fp32" / "report.json").write_text('{"accuracy_int8_vs_fp32": {"mean_error_px": 0.4, "p95_error_px": 0.7, "pck_2px": 1.0}}')
-    checks = [{"step": f"{recipe}/{target}", "name": "fp32 outputs vs the export", "passed": True,
-               "figures": {"max_abs_diff": 1e-6, "tolerance": 1e-4}}] if label == "verified" else []
+    checks = [] if check == "none" else [{"step": f"{recipe}/{target}", "name": "fp32 outputs vs the export",
+                                          "passed": check == "passed", "figures": {"max_abs_diff": 1e-6, "tolerance": 1e-4}}]
+    label = label or labels.earned(contract_test, f"{recipe}/{target}", labels.checks_in(f"{recipe}/{target}", {"checks": checks}))
     (d / manifest.NAME).write_bytes(manifest.render({
         "schema_version": 1, "label": label, "checks": checks,
         "recipe": {"name": recipe, "digest": "a" * 64},
@@ -173,7 +176,7 @@ def test_versions_are_immutable(lay, served, tmp_path):
 
 def test_publish_refuses_contract_tests_and_tampered_files(lay, served):
     root, _ = served
-    make_artifact(lay, label="contract-test")
+    make_artifact(lay, contract_test=True)
     with pytest.raises(IntegrityError, match="never published"):
         publishing.publish(lay, "face_deeppose", "ort_fp32", root, None, None)
     lay2 = Layout(lay.root.parent / "repo2", lay.store)
@@ -268,7 +271,7 @@ def test_unsigned_needs_explicit_consent(lay, served, tmp_path):
 
 
 def test_compiled_is_published_only_with_consent_and_contract_test_never(lay, tmp_path):
-    make_artifact(lay, label="compiled")
+    make_artifact(lay, check="none")
     with pytest.raises(IntegrityError, match="allow-unverified"):
         publishing.publish(lay, "face_deeppose", "ort_fp32", tmp_path / "dest", "v1", None)
     assert not (tmp_path / "dest" / "face_deeppose").exists()
@@ -276,6 +279,15 @@ def test_compiled_is_published_only_with_consent_and_contract_test_never(lay, tm
     index = json.loads((tmp_path / "dest" / "index.json").read_text())
     assert index["recipes"]["face_deeppose"]["ort_fp32"]["v1"]["label"] == "compiled"
     other = Layout(tmp_path / "repo2", tmp_path / "store")
-    make_artifact(other, label="contract-test")
+    make_artifact(other, contract_test=True)
     with pytest.raises(IntegrityError, match="never published"):
         publishing.publish(other, "face_deeppose", "ort_fp32", tmp_path / "dest", "v2", None, allow_unverified=True)
+
+
+@pytest.mark.parametrize("check, claimed", [("failed", "verified"), ("none", "verified"), ("passed", "compiled")])
+def test_publish_recomputes_the_label_from_the_recorded_checks(lay, tmp_path, check, claimed):
+    """A manifest whose label is not what its checks earn (edited, or written by another tool) is refused."""
+    make_artifact(lay, check=check, label=claimed)
+    with pytest.raises(IntegrityError, match=f"says '{claimed}', but the checks it records earn"):
+        publishing.publish(lay, "face_deeppose", "ort_fp32", tmp_path / "dest", "v1", None, allow_unverified=True)
+    assert not (tmp_path / "dest").exists()

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 import pytest
 
 from pipelines.commands import publish as publishing
+from pipelines.core import catalog_page
 from pipelines.core.layout import Layout
 
 from .test_artifacts import make_artifact
@@ -49,8 +50,8 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 def test_catalog_renders_in_chromium(tmp_path):
     assert CHROMIUM, "Debian's chromium is installed by .ci/run"
     dest = tmp_path / "published"
-    for target, label in (("ort_fp32", "verified"), ("ort_int8", "compiled")):
-        make_artifact(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), target=target, label=label)
+    for target, check in (("ort_fp32", "passed"), ("ort_int8", "failed")):
+        make_artifact(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), target=target, check=check)
         publishing.publish(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), "face_deeppose", target, dest, "v1", None,
                            allow_unverified=True)
     page = (dest / "index.html").as_uri()
@@ -61,8 +62,16 @@ def test_catalog_renders_in_chromium(tmp_path):
     assert [r[:2] for r in parser.rows] == [["face_deeppose", "ort_fp32"], ["face_deeppose", "ort_int8"]]
     first = parser.rows[0]
     assert first[4] == "v1" and first[8] == "unsigned" and first[9] == "verified" and "int8 mean error px: 0.4" in first[10]
-    assert parser.rows[1][9] == "compiled"  # the page says plainly which artifacts no check vouches for
-    assert first[11].startswith("invoke download --recipe face_deeppose --target ort_fp32 --version v1")
+    assert parser.rows[1][9] == "compiled"  # a failed check: the page says plainly that no check vouches for it
+    assert first[11].startswith("posepipe download --recipe face_deeppose --target ort_fp32 --version v1")
     shot = tmp_path / "catalog.png"
     res = chromium(f"--screenshot={shot}", "--window-size=1400,500", page)
     assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
+
+
+def test_an_entry_without_a_label_is_shown_as_unknown_not_verified():
+    entry = {"toolchain": "onnxruntime", "output": "x", "size": 10, "sha256": "a" * 64, "published": 0, "signed": False,
+             "verification": {}}
+    parser = Rows()
+    parser.feed(catalog_page.render({"recipes": {"r": {"t": {"v1": entry}}}}))
+    assert parser.rows[0][9] == "unknown"

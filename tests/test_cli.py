@@ -12,7 +12,7 @@ import pytest
 from invoke.exceptions import Exit
 from invoke.tasks import Task
 
-import tasks
+from pipelines.entry import tasks
 from pipelines.commands import clean as cleaning
 from pipelines.commands import validate as validating
 from pipelines.core import errors
@@ -20,6 +20,7 @@ from pipelines.cli.adapter import command
 from pipelines.core.layout import REPO_ROOT, Layout
 
 TASKS = {name: obj for name, obj in vars(tasks).items() if isinstance(obj, Task)}
+assert TASKS, "no tasks found: the parametrized tests below would pass vacuously"
 
 
 def test_all_documented_tasks_exist():
@@ -80,9 +81,12 @@ def test_ctrl_c_exits_130(capsys):
 
 
 def test_readme_lists_every_exit_code():
-    readme = (REPO_ROOT / "README.md").read_text()
-    for err in ALL_ERRORS:
-        assert f"| {err.exit_code} |" in readme, err.__name__
+    """The README's exit-code table, and no other table, has exactly the codes the errors use."""
+    section = (REPO_ROOT / "README.md").read_text().split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in section.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    documented = {int(code): cause.strip() for code, cause in rows}
+    assert set(documented) == {0, errors.INTERRUPTED_EXIT_CODE} | {err.exit_code for err in ALL_ERRORS}
+    assert all(documented.values())
 
 
 def test_validate_of_a_bad_checkout_raises_invalid_recipes(tmp_path):
@@ -105,8 +109,9 @@ def test_clean_removes_only_what_was_named(tmp_path):
         cleaning.clean(lay, None, "a")
 
 
-def invoke(*args: str, root=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "POSEPIPE_VENDOR_CONFIG": "/nonexistent/vendor.yaml", **({"POSEPIPE_ROOT": str(root)} if root else {})}
+def invoke(*args: str, root=None, **extra_env: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "POSEPIPE_VENDOR_CONFIG": "/nonexistent/vendor.yaml", **({"POSEPIPE_ROOT": str(root)} if root else {}),
+           **extra_env}
     return subprocess.run(
         [sys.executable, "-m", "invoke", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env=env
     )
@@ -125,6 +130,25 @@ def test_invoke_list_shows_toolchain_and_status():
     rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if "│" in line}
     assert "drpai_tvm" in rows["drpai_cpu"] and "face_deeppose_cpu" in rows["drpai_cpu"]
     assert "not provisioned" in rows["drpai"] and rows["ort_int8"].rstrip().endswith("ready")
+    assert "the Docker engine (reachable)" in res.stderr
+
+
+def test_invoke_list_accounts_for_the_export_and_calibration_toolchains_and_the_engine(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    shutil.copy(REPO_ROOT / "recipes" / "face_deeppose.yaml", tmp_path / "recipes")
+    shutil.copytree(REPO_ROOT / "docker", tmp_path / "docker")
+    shutil.rmtree(tmp_path / "docker" / "calibration")  # INT8 targets calibrate: they cannot build here
+    res = invoke("list", "--recipe", "face_deeppose", root=tmp_path)
+    rows = {line.split("│")[1].strip(): line.split("│")[-1].strip() for line in res.stdout.splitlines() if "│" in line}
+    assert rows["ort_int8"] == "not implemented (calibration)" and rows["ort_fp32"] == "ready"
+    shutil.rmtree(tmp_path / "docker" / "mmpose")  # no export: nothing builds
+    res = invoke("list", "--recipe", "face_deeppose", root=tmp_path, DOCKER_HOST="unix:///nonexistent.sock")
+    rows = {line.split("│")[1].strip(): line.split("│")[-1].strip() for line in res.stdout.splitlines() if "│" in line}
+    assert rows["ort_fp32"] == "not implemented (mmpose)"
+    shutil.copytree(REPO_ROOT / "docker" / "mmpose", tmp_path / "docker" / "mmpose")
+    res = invoke("list", "--recipe", "face_deeppose", root=tmp_path, DOCKER_HOST="unix:///nonexistent.sock")
+    rows = {line.split("│")[1].strip(): line.split("│")[-1].strip() for line in res.stdout.splitlines() if "│" in line}
+    assert rows["ort_fp32"] == "no Docker engine" and "cannot reach the Docker engine" in res.stderr
 
 
 def test_build_without_its_toolchains_fails_loudly_and_claims_nothing(tmp_path):

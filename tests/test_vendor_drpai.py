@@ -98,7 +98,7 @@ def test_hand_model_crops_the_camera_frame(checkout):
 
 def test_not_provisioned_says_what_to_supply(checkout, monkeypatch, tmp_path):
     monkeypatch.setenv("POSEPIPE_VENDOR_CONFIG", str(tmp_path / "none.yaml"))
-    rows = {cell.target: status.value for cell, status in list_targets(checkout, ["face_deeppose"])}
+    rows = {cell.target: status.value for cell, status, _ in list_targets(checkout, ["face_deeppose"])}
     assert rows["drpai"] == "not provisioned"
     with pytest.raises(ToolchainNotProvisioned) as e:
         build(checkout, BuildRequest("face_deeppose", target="drpai", progress=False))

@@ -66,12 +66,13 @@ def validation(recipes: Iterable[Recipe], errors: Iterable[RecipeError]) -> None
     line(f"{len(recipes)} of {len(recipes) + len(errors)} recipe(s) valid")
 
 
-def cells(rows: list[tuple[Cell, Status]]) -> None:
+def cells(rows: list[tuple[Cell, Status, str | None]]) -> None:
     table = Table(show_edge=False, pad_edge=False)
     for col in ("recipe", "target", "toolchain", "kind", "output", "status"):
         table.add_column(col)
-    for c, status in rows:
-        table.add_row(c.recipe, c.target, c.toolchain, c.kind, c.output, status.value)
+    for c, status, toolchain in rows:
+        why = f" ({toolchain})" if toolchain and toolchain != c.toolchain else ""
+        table.add_row(c.recipe, c.target, c.toolchain, c.kind, c.output, status.value + why)
     out.print(table)
 
 

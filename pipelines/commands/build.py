@@ -15,7 +15,7 @@ from pipelines.core.catalog_page import figures
 from pipelines.core.cells import Status
 from pipelines.core.errors import NotImplementedYet, ToolchainNotProvisioned
 from pipelines.core.layout import Layout
-from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN, compile_step_id, plan
+from pipelines.core.plan import compile_step_id, plan
 from pipelines.core.recipe import Recipe, Target
 from pipelines.core.steps import upstream
 from pipelines.edges import artifacts, interpreters
@@ -25,7 +25,7 @@ from pipelines.edges.engine import Engine, EngineOptions
 from pipelines.edges.fetcher import FetchOptions
 from pipelines.edges.git import posepipe_commit
 from pipelines.edges.images import ImageBuilder, load_toolchain
-from pipelines.edges.provisioning import not_provisioned, status
+from pipelines.edges.provisioning import blocker, not_provisioned
 from pipelines.edges.registry import Registry
 from pipelines.edges.remote_images import RemoteImages
 from pipelines.edges.remote_steps import RemoteSteps
@@ -54,20 +54,10 @@ class BuildRequest:
     cache_read_only: bool = False  # use the remote cache but never push to it (pull requests)
 
 
-def _blocked(layout: Layout, t: Target) -> tuple[str, Status] | None:
-    """The toolchain that keeps a target from building here, and why; None if it can build."""
-    needed = (EXPORT_TOOLCHAIN, CALIBRATION_TOOLCHAIN, t.toolchain) if t.needs_calibration else (EXPORT_TOOLCHAIN, t.toolchain)
-    for name in needed:
-        s = status(name, layout.docker)
-        if s is not Status.READY:
-            return name, s
-    return None
-
-
 def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
     recipe = load_named(layout, req.recipe)
     targets = select_targets(recipe, req.target)
-    blocked = {t.id: s for t in targets if (s := _blocked(layout, t))}
+    blocked = {t.id: s for t in targets if (s := blocker(t, layout.docker))}
     for tid, (toolchain, s) in blocked.items():
         console.note(f"skip    {recipe.name}/{tid}: toolchain {toolchain} is {s.value}")
     ready = tuple(t for t in targets if t.id not in blocked)

@@ -52,9 +52,14 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
                  key: str | None, allow_unverified: bool) -> str:
     manifest = artifacts.read(target_dir)
     artifacts.check_files(target_dir, manifest)
-    if manifest["label"] == labels.CONTRACT_TEST:
+    if (label := labels.of_manifest(manifest)) != manifest["label"]:
+        raise IntegrityError(
+            f"{recipe}/{target}'s manifest says {manifest['label']!r}, but the checks it records earn {label!r}: "
+            "the manifest was edited or made by another tool; build it again"
+        )
+    if label == labels.CONTRACT_TEST:
         raise IntegrityError(f"{recipe}/{target} was made by a contract-test stand-in toolchain; it is never published")
-    if manifest["label"] == labels.COMPILED and not allow_unverified:
+    if label == labels.COMPILED and not allow_unverified:
         raise IntegrityError(
             f"{recipe}/{target} is labelled 'compiled': it was really built but no check of its output passed; "
             "publish it only knowingly, with --allow-unverified (the catalog page shows the label)"
@@ -78,7 +83,7 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
         "published": int(time.time()),
         "output": manifest["target"]["output"],
         "toolchain": manifest["target"]["toolchain"],
-        "label": manifest["label"],
+        "label": label,
         "verification": catalog_page.figures(manifest["verification"]),
     }
     signed = "signed" if envelope else "unsigned (no signing key configured)"

@@ -5,9 +5,18 @@ from __future__ import annotations
 from pipelines.cli import console
 from pipelines.commands.recipes import Validation, validate_all
 from pipelines.core.cells import Cell, Status, cells, default_runner_labels
-from pipelines.core.errors import InvalidRecipes
+from pipelines.core.errors import EngineUnavailable, InvalidRecipes
 from pipelines.core.layout import Layout
-from pipelines.edges.provisioning import status
+from pipelines.edges.docker_driver import DockerDriver
+from pipelines.edges.provisioning import blocker
+
+
+def engine_problem() -> str | None:
+    try:
+        DockerDriver.from_env()
+    except EngineUnavailable as e:
+        return str(e)
+    return None
 
 
 def validate(layout: Layout, names: list[str] | None) -> Validation:
@@ -18,10 +27,22 @@ def validate(layout: Layout, names: list[str] | None) -> Validation:
     return v
 
 
-def list_targets(layout: Layout, names: list[str] | None) -> list[tuple[Cell, Status]]:
+def list_targets(layout: Layout, names: list[str] | None) -> list[tuple[Cell, Status, str | None]]:
+    """Each cell with what keeps it from building here (None: nothing) and which toolchain that is."""
     v = validate_all(layout, names)
-    rows = [(c, status(c.toolchain, layout.docker)) for c in cells(v.recipes, default_runner_labels())]
+    engine = engine_problem()
+    targets = [t for r in v.recipes for t in r.targets]
+    rows = []
+    for c, t in zip(cells(v.recipes, default_runner_labels()), targets):
+        blocked = blocker(t, layout.docker)
+        if blocked:
+            rows.append((c, blocked[1], blocked[0]))
+        else:
+            rows.append((c, Status.NO_ENGINE if engine else Status.READY, None))
     console.cells(rows)
+    console.note("status checked: the export, calibration (if the target calibrates) and target toolchains' "
+                 "definitions, vendor provisioning, the CPython they need, and the Docker engine"
+                 + (f" ({engine})" if engine else " (reachable)"))
     if v.errors:
         raise InvalidRecipes(list(v.errors))
     return rows

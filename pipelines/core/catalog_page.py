@@ -32,7 +32,7 @@ def render(index: dict[str, Any]) -> str:
         for target in sorted(index["recipes"][recipe]):
             for version, e in sorted(index["recipes"][recipe][target].items(), key=lambda kv: -kv[1]["published"]):
                 figs = "<br>".join(f"{html.escape(k)}: {v:.3g}" for k, v in sorted(e["verification"].items())) or "&mdash;"
-                cmd = (f"invoke download --recipe {recipe} --target {target} --version {version} "
+                cmd = (f"posepipe download --recipe {recipe} --target {target} --version {version} "
                        f"--from URL_OF_THIS_PAGE --to ./{e['output']}" + (" --key PUBLISHER.pub" if e["signed"] else " --allow-unsigned"))
                 rows.append(
                     f'<tr data-recipe="{html.escape(recipe)}" data-target="{html.escape(target)}">'
@@ -40,7 +40,7 @@ def render(index: dict[str, Any]) -> str:
                     f"<td>{html.escape(e['output'])}</td><td>{html.escape(version)}</td><td>{_size(e['size'])}</td>"
                     f"<td><code>{e['sha256'][:16]}&hellip;</code></td>"
                     f"<td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(e['published']))} UTC</td>"
-                    f"<td>{'signed' if e['signed'] else 'unsigned'}</td><td>{html.escape(e.get('label', 'verified'))}</td><td>{figs}</td>"
+                    f"<td>{'signed' if e['signed'] else 'unsigned'}</td><td>{html.escape(e.get('label', 'unknown'))}</td><td>{figs}</td>"
                     f'<td><code class="cmd">{html.escape(cmd)}</code></td></tr>'
                 )
     head = "".join(f"<th>{h}</th>" for h in ("recipe", "target", "toolchain", "folder", "version", "size", "sha256",
@@ -54,7 +54,7 @@ th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-a
 th {{ background: #eee; }} code.cmd {{ font-size: 12px; }}
 </style></head>
 <body><h1>posepipe artifacts</h1>
-<p>{len(rows)} artifact version(s). Every file's sha256 is in its manifest; <code>invoke download</code> checks them and the signature.</p>
+<p>{len(rows)} artifact version(s). Every file's sha256 is in its manifest; <code>posepipe download</code> (<code>pip install posepipe</code>) checks them and the signature.</p>
 <table id="artifacts"><thead><tr>{head}</tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>

@@ -17,6 +17,7 @@ class Status(str, Enum):
     NOT_PROVISIONED = "not provisioned"
     NOT_IMPLEMENTED = "not implemented"
     NEEDS_PYTHON = "needs Python 3.10"  # the only CPython posepipe supplies besides Debian's (TPU-MLIR)
+    NO_ENGINE = "no Docker engine"  # every toolchain is there, but no engine answers
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,13 @@ def checks_in(step: str, report: Mapping[str, Any]) -> list[Check]:
     return [Check(step, c["name"], bool(c["passed"]), c.get("figures", {})) for c in report.get("checks", [])]
 
 
+def of_manifest(manifest: Mapping[str, Any]) -> str:
+    """The label a manifest's recorded checks earn (contract-test only as the manifest says it: a
+    stand-in's output is never promoted, and nothing is promoted above what its checks show)."""
+    checks = [Check(c["step"], c["name"], bool(c["passed"]), c.get("figures", {})) for c in manifest["checks"]]
+    return earned(manifest["label"] == CONTRACT_TEST, manifest["steps"][-1]["id"], checks)
+
+
 def earned(contract_test: bool, final_step: str, checks: Iterable[Check]) -> str:
     checks = list(checks)
     if contract_test:

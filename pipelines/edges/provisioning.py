@@ -28,7 +28,8 @@ import yaml
 
 from pipelines.core import toolchains
 from pipelines.core.cells import Status
-from pipelines.core.recipe import RemoteFile
+from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN
+from pipelines.core.recipe import RemoteFile, Target
 from pipelines.edges.fs import get_or_make, write_bytes_atomic
 from pipelines.edges.settings import config_dir
 from pipelines.core.digests import SHA256_HEX
@@ -96,6 +97,17 @@ def status(name: str, docker_dir: Path) -> Status:
         if locate(str(python)) is None:
             return Status.NEEDS_PYTHON
     return Status.READY
+
+
+def blocker(target: Target, docker_dir: Path) -> tuple[str, Status] | None:
+    """The toolchain that keeps ``target`` from building here, and why, or None: the export's, the
+    calibration's (when the target calibrates) and the target's own are all needed."""
+    needed = (EXPORT_TOOLCHAIN, CALIBRATION_TOOLCHAIN, target.toolchain) if target.needs_calibration else (EXPORT_TOOLCHAIN, target.toolchain)
+    for name in needed:
+        s = status(name, docker_dir)
+        if s is not Status.READY:
+            return name, s
+    return None
 
 
 def not_provisioned(name: str, provision_text: str) -> ToolchainNotProvisioned:

@@ -23,7 +23,8 @@ TOOLCHAIN = Kneron(
     vendor="Kneron",
     summary="Kneron ktc toolchain for KL520 / KL720 (.nef)",
     runner_label="kneron",
-    verification="the E2E simulator's fixed-point output against the float model, when the toolchain reports it",
+    verification=("none: the E2E simulator's max abs difference to the float model on one calibration image is recorded "
+                  "as a figure, but no limit holds it, so a real build is labelled 'compiled'"),
     target_fields={'description': 'Kneron ktc flow: ONNX optimize, ModelConfig, analysis (.bie), compile (.nef).',
      'required': ['platform', 'model_id', 'model_version'],
      'properties': {'platform': {'enum': ['520', '720']},
