@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -291,3 +293,30 @@ def test_publish_recomputes_the_label_from_the_recorded_checks(lay, tmp_path, ch
     with pytest.raises(IntegrityError, match=f"says '{claimed}', but the checks it records earn"):
         publishing.publish(lay, "face_deeppose", "ort_fp32", tmp_path / "dest", "v1", None, allow_unverified=True)
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize("damage, where", [
+    (lambda e: e.update(tarball="../../../etc/passwd"), "tarball"),
+    (lambda e: e.update(tarball="http://evil.invalid/x.tar.gz"), "tarball"),
+    (lambda e: e.update(size="12"), "size"),
+    (lambda e: e.update(sha256="not a digest"), "sha256"),
+    (lambda e: e.pop("signed"), "(v1)"),
+])
+def test_download_refuses_a_malformed_or_hostile_index(lay, keys, served, tmp_path, damage, where):
+    root, url, _ = published(lay, keys, served)
+    index = json.loads((root / "index.json").read_text())
+    damage(index["recipes"]["face_deeppose"]["ort_fp32"]["v1"])
+    (root / "index.json").write_text(json.dumps(index))
+    at = "recipes/face_deeppose/ort_fp32/v1" + ("" if where == "(v1)" else f"/{where}")
+    with pytest.raises(IntegrityError, match=f"index.json is malformed at {at}:"):
+        downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(keys[1]), False, progress=False)
+    assert not (tmp_path / "board").exists()
+
+
+def test_download_of_a_malformed_index_is_one_message_and_exit_4(tmp_path):
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "pub" / "index.json").write_text('{"schema_version": 1, "recipes": []}')
+    res = subprocess.run([sys.executable, "-m", "invoke", "download", "--recipe", "r", "--target", "t", "--from",
+                          str(tmp_path / "pub"), "--to", str(tmp_path / "board")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == IntegrityError.exit_code
+    assert "index.json is malformed at recipes: [] is not of type 'object'" in res.stderr and "Traceback" not in res.stderr

@@ -181,19 +181,41 @@ def wait_for_line(proc: subprocess.Popen, wanted: str) -> list[str]:
     raise AssertionError(f"child ended without {wanted!r}:\n{''.join(seen)}")
 
 
+def containers_of(docker_driver, proc: subprocess.Popen) -> list[dict]:
+    return [c for c in docker_driver.api.containers(all=True, filters={"label": OWNER_LABEL})
+            if c["Labels"][OWNER_LABEL].split(":")[1] == str(proc.pid)]
+
+
 def test_kill_9_mid_step_leaves_no_entry_and_rerun_is_right(tmp_path, docker_driver):
-    step = Step("s", "probe", {"action": "slow_write", "seconds": 3, "text": "done"}, "test/s")
+    """The build is killed while its step is held mid-write (it waits for a signal nobody sends it)."""
+    step = Step("s", "probe", {"action": "await_signal", "text": "done"}, "test/s")
     proc = child(tmp_path, [step])
-    wait_for_line(proc, "probe: half")
+    wait_for_line(proc, "probe: waiting for SIGUSR1")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    e = make_engine(tmp_path)
-    assert e.cache.keys() == []  # the killed run left no entry
-    res = e.run([step])["s"]
+    assert containers_of(docker_driver, proc)  # its container is orphaned, still waiting
+    assert make_engine(tmp_path).cache.keys() == []  # the killed run left no entry
+    rerun = child(tmp_path, [step])
+    seen = wait_for_line(rerun, "probe: waiting for SIGUSR1")
+    assert not containers_of(docker_driver, proc)  # the rerun reaped the orphan before starting its own
+    (mine,) = containers_of(docker_driver, rerun)
+    docker_driver.api.kill(mine["Id"], signal="SIGUSR1")
+    out = "".join(seen) + rerun.communicate(timeout=300)[0]
+    assert rerun.returncode == 0 and json.loads(out.split("stats: ")[1]) == {"ran": ["s"], "cached": []}, out
+    res = make_engine(tmp_path).run([step])["s"]  # cached now
     assert read(res, "result.txt") == "done\n" and read(res, "part.txt") == "first half\n"
-    assert not list((tmp_path / "steps" / ".tmp").iterdir())  # its staging folder was swept
-    # the orphaned container was reaped by the rerun (checked by the autouse fixture too)
+    assert not list((tmp_path / "steps" / ".tmp").iterdir())  # the killed run's staging folder was swept
     assert not docker_driver.orphans()
+
+
+@pytest.mark.parametrize("kind, kind_said", [("link", "symbolic link"), ("dirlink", "symbolic link"), ("fifo", "FIFO")])
+def test_a_step_that_writes_a_link_or_fifo_fails_naming_it_and_caches_nothing(tmp_path, kind, kind_said):
+    e = make_engine(tmp_path)
+    with pytest.raises(StepFailed) as err:
+        e.run([Step("x", "probe", {"action": "special", "kind": kind}, "rec/tgt/x")])
+    name = "pipe" if kind == "fifo" else "link"
+    assert f"step rec/tgt/x wrote /out/{name}, a {kind_said}" in str(err.value)
+    assert e.cache.keys() == [] and not list((tmp_path / "steps" / ".tmp").iterdir())
 
 
 def test_two_concurrent_builds_run_the_step_once(tmp_path, docker_driver):
@@ -218,16 +240,11 @@ def test_two_concurrent_builds_run_the_step_once(tmp_path, docker_driver):
 def test_ctrl_c_removes_running_containers(tmp_path, docker_driver):
     proc = child(tmp_path, [Step("h", "probe", {"action": "hang"}, "test/h")])
     wait_for_line(proc, "probe: hanging")
-
-    def of_child():
-        return [c for c in docker_driver.api.containers(all=True, filters={"label": OWNER_LABEL})
-                if c["Labels"][OWNER_LABEL].split(":")[1] == str(proc.pid)]
-
-    assert of_child()  # it is running now
+    assert containers_of(docker_driver, proc)  # it is running now
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode != 0
-    assert not of_child()  # removed by the child itself on Ctrl-C, not reaped later
+    assert not containers_of(docker_driver, proc)  # removed by the child itself on Ctrl-C, not reaped later
     assert make_engine(tmp_path).cache.keys() == []
 
 

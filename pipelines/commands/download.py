@@ -19,6 +19,7 @@ import requests
 from pipelines.cli import console
 from pipelines.cli.progress import for_terminal
 from pipelines.core import manifest as manifest_model
+from pipelines.core import published
 from pipelines.core.digests import sha256_file
 from pipelines.core.errors import IntegrityError, NetworkError, UsageError
 from pipelines.core.layout import Layout
@@ -74,8 +75,8 @@ def download(
     if registry:
         versions = registry.versions(recipe, target)
     else:
-        index = json.loads(_read_source(source, "index.json"))
-        versions = index.get("recipes", {}).get(recipe, {}).get(target)
+        index = published.parse_index(_read_source(source, "index.json"), f"{source.rstrip('/')}/index.json")
+        versions = index["recipes"].get(recipe, {}).get(target)
     if not versions:
         raise UsageError(f"{source} publishes no {recipe}/{target}")
     if version is None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.cli import console
-from pipelines.core import catalog_page, labels
+from pipelines.core import catalog_page, labels, published
 from pipelines.core import manifest as manifest_model
 from pipelines.core.digests import canonical_json, sha256_bytes, sha256_file
 from pipelines.core.errors import IntegrityError, UsageError
@@ -128,7 +128,7 @@ def _check_tarball(tarball: Path, manifest: dict[str, Any]) -> None:
 
 def _add_to_index(dest: Path, recipe: str, target: str, version: str, entry: dict[str, Any]) -> None:
     path = dest / "index.json"
-    index = json.loads(path.read_text()) if path.exists() else {"schema_version": 1, "recipes": {}}
+    index = published.parse_index(path.read_bytes(), str(path)) if path.exists() else {"schema_version": 1, "recipes": {}}
     index["recipes"].setdefault(recipe, {}).setdefault(target, {})[version] = entry
     write_bytes_atomic(path, json.dumps(index, indent=1, sort_keys=True).encode() + b"\n")
     write_bytes_atomic(dest / "index.html", catalog_page.render(index).encode())

@@ -31,6 +31,7 @@ from pipelines.edges.fs import get_or_make
 from pipelines.edges.images import ImageBuilder, ToolchainImage, ToolchainSpec, load_toolchain
 from pipelines.edges.remote_steps import RemoteSteps
 from pipelines.edges.stepcache import Entry, StepCache, tree_manifest
+from pipelines.edges.trees import NotPlainFile
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01: the earliest time zip archives can hold
 LOG_TAIL = 30
@@ -225,10 +226,12 @@ class Engine:
         if result.timed_out or result.exit_code != 0:
             shell = self._keep_for_debugging(step, staged, mounts, result.kept_container)
             raise StepFailed(_failure_message(step, spec, result, log_path, shell))
-        if not commit:
-            return tree_manifest(outputs)
         facts = {"step": step.id, "toolchain": step.toolchain, "image": image_id, "params": step.params}
-        return self.cache.commit(key, staged, log_path, facts)
+        try:
+            return tree_manifest(outputs) if not commit else self.cache.commit(key, staged, log_path, facts)
+        except NotPlainFile as e:
+            raise StepFailed(f"step {step.label} wrote /out/{e.path}, a {e.kind}: step outputs must be plain files and "
+                             f"folders, so nothing of it was cached\n  toolchain: {step.toolchain}\n  full log: {log_path}") from None
 
 
     def _keep_for_debugging(self, step: Step, staged: Path, mounts: list[Mount], failed: str | None) -> str | None:

@@ -6,8 +6,13 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
+
+import oras.defaults
+import requests
 
 from pipelines.core import manifest as manifest_model
+from pipelines.core import published
 from pipelines.core.errors import IntegrityError, NetworkError
 from pipelines.core.provenance import ENVELOPE
 from pipelines.edges.registry import is_loopback, parse_oci_url
@@ -36,11 +41,52 @@ class OciRegistry:
         repo = f"{self.host}/{self.namespace}/{recipe}"
         return f"{repo}:{target}-{version}" if version else repo
 
-    def _annotations(self, ref: str) -> dict[str, str] | None:
+    def _get(self, url: str, what: str, accept: str) -> requests.Response | None:
+        """One GET through ORAS' authenticated session: None for 404 (not published), a
+        NetworkError naming the status for any other failure (oras-py's own calls raise the same
+        bare ValueError for both, so a broken registry would read as "not published yet"). One
+        attempt: oras-py's retry decorator would sleep over two minutes on a dead registry."""
+        once = type(self.client).do_request.__wrapped__  # the authenticating request, without the retry loop
         try:
-            return self.client.get_manifest(ref).get("annotations", {})
-        except Exception:  # oras-py raises plain errors for a missing tag
+            resp = once(self.client, url, "GET", headers={"Accept": accept})
+        except requests.RequestException as e:
+            raise NetworkError(f"the registry {self.host} cannot be reached for {what}: {e}") from None
+        if resp.status_code == 404:
             return None
+        if resp.status_code != 200:
+            raise NetworkError(f"the registry {self.host} failed on {what}: HTTP {resp.status_code} {resp.reason}"
+                               f"{': ' + resp.text[:200] if resp.text else ''}")
+        return resp
+
+    def _annotations(self, ref: str) -> dict[str, str] | None:
+        """The annotations of a published version, or None if there is no such version."""
+        container = self.client.get_container(ref)
+        resp = self._get(f"{self.client.prefix}://{container.manifest_url()}", ref,
+                         ", ".join(oras.defaults.default_manifest_accepted_media_types))
+        if resp is None:
+            return None
+        try:
+            annotations = resp.json().get("annotations", {})
+        except (ValueError, AttributeError):
+            raise IntegrityError(f"{ref}: the registry's manifest is not a JSON object; refusing it") from None
+        if not isinstance(annotations, dict) or not all(isinstance(v, str) for v in annotations.values()):
+            raise IntegrityError(f"{ref}: the manifest's annotations are not strings; refusing them")
+        return annotations
+
+    def _tags(self, recipe: str, target: str) -> list[str]:
+        repo = self.ref(recipe, target)
+        url, tags = f"{self.client.prefix}://{self.client.get_container(repo).tags_url()}", []
+        while url:
+            resp = self._get(url, f"the tags of {repo}", "application/json")
+            if resp is None:  # no such repository: nothing of this recipe is published
+                return tags
+            try:
+                tags += [t for t in resp.json().get("tags") or [] if isinstance(t, str)]
+            except (ValueError, AttributeError):
+                raise IntegrityError(f"{repo}: the registry's tag list is not JSON; refusing it") from None
+            link = resp.links.get("next", {}).get("url")
+            url = urljoin(url, link) if link else None
+        return tags
 
     def push(self, folder: Path, recipe: str, target: str, version: str, entry: dict[str, Any]) -> str:
         ref = self.ref(recipe, target, version)
@@ -62,17 +108,19 @@ class OciRegistry:
         return ref
 
     def versions(self, recipe: str, target: str) -> dict[str, dict[str, Any]]:
-        try:
-            tags = self.client.get_tags(self.ref(recipe, target))
-        except Exception as e:
-            raise NetworkError(f"cannot list {self.ref(recipe, target)}: {e}") from None
+        """Every published version of recipe/target with what index.json would say of it, checked."""
         out = {}
-        for tag in tags or []:
+        for tag in self._tags(recipe, target):
             if tag.startswith(f"{target}-"):
-                ann = self._annotations(f"{self.ref(recipe, target)}:{tag}") or {}
-                out[tag.removeprefix(f"{target}-")] = {
-                    k.removeprefix("posepipe."): json.loads(v) for k, v in ann.items() if k.startswith("posepipe.")
-                }
+                ref = f"{self.ref(recipe, target)}:{tag}"
+                ann = self._annotations(ref) or {}
+                try:
+                    out[tag.removeprefix(f"{target}-")] = {
+                        k.removeprefix("posepipe."): json.loads(v) for k, v in ann.items() if k.startswith("posepipe.")
+                    }
+                except ValueError:
+                    raise IntegrityError(f"{ref}: a posepipe annotation is not JSON; refusing it") from None
+        published.check_versions(recipe, target, out, f"the registry's record of {self.ref(recipe, target)}")
         return out
 
     def pull(self, recipe: str, target: str, version: str, folder: Path) -> None:

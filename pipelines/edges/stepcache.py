@@ -22,7 +22,7 @@ from pathlib import Path
 from pipelines.core.errors import IntegrityError
 from pipelines.edges.fs import file_lock, replace_dir, write_bytes_atomic
 from pipelines.core.digests import canonical_json, sha256_json
-from pipelines.edges.trees import fingerprints as _fingerprints, tree_manifest
+from pipelines.edges.trees import NotPlainFile, fingerprints as _fingerprints, tree_manifest
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class StepCache:
             raise IntegrityError("the entry has no outputs folder or no file list")
         try:
             files = tree_manifest(staged / "outputs")
-        except ValueError as e:  # a symbolic link among the outputs
+        except NotPlainFile as e:  # a link or device file among the outputs
             raise IntegrityError(str(e)) from None
         wrong = sorted(p for p in set(files) | set(expected) if files.get(p) != expected.get(p))
         if wrong:

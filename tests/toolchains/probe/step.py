@@ -69,7 +69,15 @@ elif action == "slow_write":
     print("probe: half", flush=True)
     time.sleep(params["seconds"])
     (out / "result.txt").write_text(params.get("text", "") + "\n")
+elif action == "special":  # something that is not a plain file: a link to a file or folder, or a FIFO
+    (out / "real.txt").write_text("real\n")
+    kind = params["kind"]
+    if kind == "fifo":
+        os.mkfifo(out / "pipe")
+    else:
+        os.symlink("/etc" if kind == "dirlink" else "real.txt", out / "link")
 elif action == "await_signal":  # a test releases it with SIGUSR1 once it has seen what it waits for
+    (out / "part.txt").write_text("first half\n")
     released = []
     signal.signal(signal.SIGUSR1, lambda *_: released.append(True))
     print("probe: waiting for SIGUSR1", flush=True)
