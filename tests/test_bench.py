@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -25,12 +26,17 @@ def test_engine_bench_smoke():
 
 def test_ort_bench_smoke():
     out = bench("bench/ort_bench.py", "--smoke")
-    assert out.splitlines()[-1].startswith("face_deeppose") and out.count("x") >= 2
+    row = re.search(r"^face_deeppose +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)x +([\d.]+)x +([\d.]+)x$", out, re.M)
+    assert row, out  # the table's row: export, fp32, int8 ms and their three ratios
+    export_ms, fp32_ms, int8_ms, fp32_ratio = (float(row[i]) for i in (1, 2, 3, 4))
+    assert min(export_ms, fp32_ms, int8_ms) > 0 and fp32_ratio == pytest.approx(fp32_ms / export_ms, abs=0.01)
 
 
 def test_fetch_bench_smoke():
     out = bench("bench/fetch_bench.py", "--size-mib", "8", "--rounds", "1")
-    assert "curl" in out
+    speeds = re.search(r"download: curl (\d+) MiB/s, posepipe (\d+) MiB/s", out)
+    ratio = re.search(r"throughput ratio posepipe/curl = ([\d.]+)x", out)
+    assert speeds and ratio and float(ratio[1]) > 0, out
 
 
 def test_tpu_mlir_bench_smoke():

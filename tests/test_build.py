@@ -17,7 +17,7 @@ from pipelines.commands.build import BuildRequest, build
 from pipelines.core.errors import IntegrityError, NotImplementedYet, ToolchainNotProvisioned
 from pipelines.commands.publish import publish
 from pipelines.core.layout import REPO_ROOT, Layout
-from pipelines.core.plan import plan
+from pipelines.core.plan import HELD_OUT, plan
 from pipelines.core.recipe import load_recipe
 
 from .conftest import TEST_TOOLCHAINS
@@ -118,7 +118,8 @@ def test_plan_shares_exports_by_batch_and_adds_combined_targets():
     )
     assert ("calibration", "hrnet_sophon/calibration") in steps["hrnet_sophon/bm1684_int8_b4"].deps
     assert steps["hrnet_sophon/calibration"].blobs == (("archive", "d" * 64),)
-    assert steps["hrnet_sophon/calibration"].params == {"select": "val2017/*.jpg", "count": 200, "held_out": 16}
+    assert steps["hrnet_sophon/calibration"].params == {"select": r.calibration.select, "count": r.calibration.count,
+                                                        "held_out": HELD_OUT}  # the recipe's set, the planner's held-out count
     assert steps["hrnet_sophon/ort_fp32"].deps == (("model", "hrnet_sophon/export@b1"),)
 
 

@@ -133,13 +133,13 @@ def batches(images):
     return [np.concatenate(images[i:i + b]) for i in range(0, len(images) - b + 1, b)]
 
 
-def held_out_inputs(count=16):
-    """The calibration step's held-out images, normalised and batched: what accuracy gates compare on."""
+def held_out_inputs():
+    """The calibration step's held-out images (as many as the planner asked it for), normalised and
+    batched: what accuracy gates compare on."""
     listing = json.loads(Path("/in/calibration/list.json").read_text())
-    if len(listing["held_out"]) < count:
-        fail("the calibration archive leaves {} held-out image(s) after the calibration set; the gate needs {}".format(
-            len(listing["held_out"]), count))
-    return batches([load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in listing["held_out"][:count]])
+    if not listing["held_out"]:
+        fail("the calibration step held out no images, so there is nothing to check the model on")
+    return batches([load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in listing["held_out"]])
 
 
 def check(name, passed, **figures):

@@ -25,7 +25,6 @@ from posepipe_step import (OUT, PARAMS, SETTINGS, agreement, batches, check, fai
                           write_report)
 
 MODEL_IN = Path("/in/model")
-HELD_OUT = 16  # images after the calibration set that only the accuracy gate sees
 ort.set_default_logger_severity(3)
 SO = ort.SessionOptions()
 SO.intra_op_num_threads = 2
@@ -115,7 +114,7 @@ def main() -> None:
         checks.append(check("fp32 outputs vs the export", diff <= export["tolerance"], max_abs_diff=diff, tolerance=export["tolerance"]))
     if SETTINGS["quantize"] == "int8":
         listing = json.loads(Path("/in/calibration/list.json").read_text())
-        held = held_out_inputs(HELD_OUT)
+        held = held_out_inputs()
         calib = batches([load_image((Path("/in/calibration") / e["file"]).read_bytes()) for e in listing["calibration"]])
         # Quantize the export itself (after ORT's recommended shape inference and basic
         # optimisation), not the EXTENDED-optimised FP32 file whose fused contrib ops it cannot type.
@@ -138,7 +137,7 @@ def main() -> None:
         reference = [opt.run(None, {name: x}) for x in held]
         candidate = [q.run(None, {name: x}) for x in held]
         report["accuracy_int8_vs_fp32"] = agreement(reference, candidate)
-        report["calibration"] = {"images": len(listing["calibration"]), "held_out": HELD_OUT,
+        report["calibration"] = {"images": len(listing["calibration"]), "held_out": len(listing["held_out"]),
                                  "first": listing["calibration"][0]["member"], "last": listing["calibration"][-1]["member"]}
         report["fp32_nodes"] = exclude
         report["int8_ops"] = SETTINGS.get("quantize_ops", "all that ONNX Runtime quantizes")

@@ -51,7 +51,6 @@ from posepipe_step import (OUT, PARAMS, SETTINGS as S, agreement, check, fail, g
 
 WORK = Path("/tmp/tpu_mlir")
 NET = PARAMS["output"]
-HELD_OUT = 16
 SIMILARITY = re.compile(r"min_similarity\s*=\s*\(([^)]*)\)")
 # A flatbuffer string holding ctime(): u32 length 25, "Www Mmm dd hh:mm:ss yyyy\n", NUL.
 CTIME = re.compile(rb"\x19\x00\x00\x00([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\n)\x00")
@@ -152,7 +151,7 @@ def main() -> None:
     with np.load(WORK / f"{NET}_in_f32.npz") as tool_input:
         input_name = tool_input.files[0]
     session = ort.InferenceSession("/in/model/model.onnx", providers=["CPUExecutionProvider"])
-    held = held_out_inputs(HELD_OUT)
+    held = held_out_inputs()
     reference = [session.run(None, {PARAMS["input"]["name"]: batch}) for batch in held]
     simulated = simulate(bmodel, input_name, held)
     candidate = [list(outputs.values()) for outputs in simulated]
