@@ -69,7 +69,6 @@ def _checkout(root: Path, server: LoopbackServer) -> None:
     """A checkout whose base differs from the suite's (one extra package), so no shared image is retagged."""
     shutil.copytree(REPO_ROOT / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO_ROOT / "tasks.py", root / "tasks.py")
-    shutil.copytree(REPO_ROOT / "recipes" / "schema", root / "recipes" / "schema")
     shutil.copytree(REPO_ROOT / "docker" / "base", root / "docker" / "base")
     shutil.copytree(REPO_ROOT / "docker" / "common", root / "docker" / "common")
     shutil.copytree(REPO_ROOT / "docker" / "calibration", root / "docker" / "calibration")
@@ -81,6 +80,7 @@ def _checkout(root: Path, server: LoopbackServer) -> None:
     spec_file.write_text(yaml.safe_dump(spec))
     archive = zip_of({f"val2017/{i:012d}.jpg": b"stand-in image %d" % i for i in range(40)})
     served = (server.add("/ckpt.pth", Route(CHECKPOINT)), CHECKPOINT), (server.add("/cal.zip", Route(archive)), archive)
+    (root / "recipes").mkdir(parents=True)
     (root / "recipes" / "face_deeppose.yaml").write_text(served_recipe("face_deeppose", *served))
 
 

@@ -186,9 +186,9 @@ def checkout(root: Path, server: LoopbackServer) -> Layout:
         shutil.copytree(REPO_ROOT / "docker" / name, root / "docker" / name)
     for name in ("mmpose", "onnxruntime"):
         shutil.copytree(TEST_TOOLCHAINS / "standin", root / "docker" / name)
-    shutil.copytree(REPO_ROOT / "recipes" / "schema", root / "recipes" / "schema")
     checkpoint, archive = b"stand-in checkpoint\n", zip_of({"val2017/000000000001.jpg": b"image"})
     served = (server.add("/ckpt.pth", Route(checkpoint)), checkpoint), (server.add("/cal.zip", Route(archive)), archive)
+    (root / "recipes").mkdir(parents=True)
     (root / "recipes" / "face_deeppose.yaml").write_text(served_recipe("face_deeppose", *served))
     return Layout(root, root.parent / f"{root.name}-store")
 
