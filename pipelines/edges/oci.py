@@ -15,7 +15,7 @@ from pipelines.core import manifest as manifest_model
 from pipelines.core import published
 from pipelines.core.errors import IntegrityError, NetworkError
 from pipelines.core.provenance import ENVELOPE
-from pipelines.edges.registry import is_loopback, parse_oci_url
+from pipelines.edges.registry import FailFastClient, is_loopback, parse_oci_url
 
 
 class OciRegistry:
@@ -32,10 +32,8 @@ class OciRegistry:
              ENVELOPE: "application/vnd.dsse.envelope.v1+json"}
 
     def __init__(self, url: str):
-        import oras.client
-
         self.host, self.namespace = parse_oci_url(url)
-        self.client = oras.client.OrasClient(hostname=self.host, insecure=is_loopback(self.host))
+        self.client = FailFastClient(self.host, is_loopback(self.host))
 
     def ref(self, recipe: str, target: str, version: str | None = None) -> str:
         repo = f"{self.host}/{self.namespace}/{recipe}"
@@ -44,11 +42,9 @@ class OciRegistry:
     def _get(self, url: str, what: str, accept: str) -> requests.Response | None:
         """One GET through ORAS' authenticated session: None for 404 (not published), a
         NetworkError naming the status for any other failure (oras-py's own calls raise the same
-        bare ValueError for both, so a broken registry would read as "not published yet"). One
-        attempt: oras-py's retry decorator would sleep over two minutes on a dead registry."""
-        once = type(self.client).do_request.__wrapped__  # the authenticating request, without the retry loop
+        bare ValueError for both, so a broken registry would read as "not published yet")."""
         try:
-            resp = once(self.client, url, "GET", headers={"Accept": accept})
+            resp = self.client.do_request(url, "GET", headers={"Accept": accept})
         except requests.RequestException as e:
             raise NetworkError(f"the registry {self.host} cannot be reached for {what}: {e}") from None
         if resp.status_code == 404:
