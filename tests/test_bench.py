@@ -26,10 +26,12 @@ def test_engine_bench_smoke():
 
 def test_ort_bench_smoke():
     out = bench("bench/ort_bench.py", "--smoke")
-    row = re.search(r"^face_deeppose +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)x +([\d.]+)x +([\d.]+)x$", out, re.M)
-    assert row, out  # the table's row: export, fp32, int8 ms and their three ratios
-    export_ms, fp32_ms, int8_ms, fp32_ratio = (float(row[i]) for i in (1, 2, 3, 4))
-    assert min(export_ms, fp32_ms, int8_ms) > 0 and fp32_ratio == pytest.approx(fp32_ms / export_ms, abs=0.01)
+    ms, ratio = r"([\d.]+)", r"([\d.]+)x"
+    row = re.search(rf"^face_deeppose +{' +'.join([ms] * 3 + [ratio] * 3 + [ms] * 2 + [ratio] * 3)}$", out, re.M)
+    assert row, out  # export, ort fp32, ort int8 ms, three ratios, ov fp16, ov int8 ms, three ratios
+    export_ms, fp32_ms, int8_ms, fp32_ratio, ov16_ms, ov8_ms, ov8_ratio = (float(row[i]) for i in (1, 2, 3, 4, 7, 8, 10))
+    assert min(export_ms, fp32_ms, int8_ms, ov16_ms, ov8_ms) > 0
+    assert fp32_ratio == pytest.approx(fp32_ms / export_ms, abs=0.01) and ov8_ratio == pytest.approx(ov8_ms / export_ms, abs=0.01)
 
 
 def test_fetch_bench_smoke():

@@ -87,6 +87,23 @@ def localise(name: str, ckpt_url: str, ckpt: bytes, cal_url: str, cal: bytes, li
     return re.sub(r"max_normalized_error: \S+", f"max_normalized_error: {limit}", text)
 
 
+def random_weight_recipe(name: str, mmpose_image: str, scenes: Path, server: LoopbackServer, tmp_path: Path,
+                         limit: str = "100000") -> tuple[str, list]:
+    """The real recipe ``name`` served over loopback with a random-weight checkpoint of its model
+    (made in the mmpose image) and the synthetic scenes as calibration set: its text, and the
+    checkpoint's seeded output statistics."""
+    recipe = load_recipe(REPO_ROOT / "recipes" / f"{name}.yaml")
+    export = next(s for s in plan(recipe, recipe.targets, "0" * 64, None) if s.id == export_step_id(recipe, 1))
+    shape = ",".join(map(str, export.params["input"]["shape"]))
+    form = "1x" if recipe.model.mmpose.version.startswith("1.") else "0x"
+    out = tmp_path / f"ckpt-{name}"
+    run_in(mmpose_image, "make_checkpoint.py", [export.params["mmpose"]["config_1x"], "7", shape, form], out, tmp_path / "ckpt.log")
+    ckpt, cal = (out / "checkpoint.pth").read_bytes(), (scenes / "calibration.zip").read_bytes()
+    tag = f"{name}-{tmp_path.name}"
+    text = localise(name, server.add(f"/{tag}.pth", Route(ckpt)), ckpt, server.add(f"/{tag}-scenes.zip", Route(cal)), cal, limit)
+    return text, json.loads((out / "reference.json").read_text())
+
+
 MEASURED_BY_LIMIT = {"max_keypoint_error_px": "mean_error_px", "max_normalized_error": "normalized_mean_error",
                      "tolerance": "max_abs_diff"}
 
@@ -105,14 +122,7 @@ def assert_label_follows_the_figures(manifest: dict) -> None:
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_builds_its_open_targets_for_real(name, mmpose_image, scenes, server, checkout, tmp_path):
     recipe = load_recipe(REPO_ROOT / "recipes" / f"{name}.yaml")
-    export = next(s for s in plan(recipe, recipe.targets, "0" * 64, None) if s.id == export_step_id(recipe, 1))
-    shape = ",".join(map(str, export.params["input"]["shape"]))
-    form = "1x" if recipe.model.mmpose.version.startswith("1.") else "0x"
-    run_in(mmpose_image, "make_checkpoint.py", [export.params["mmpose"]["config_1x"], "7", shape, form], tmp_path / "ckpt", tmp_path / "ckpt.log")
-    ckpt = (tmp_path / "ckpt" / "checkpoint.pth").read_bytes()
-    reference = json.loads((tmp_path / "ckpt" / "reference.json").read_text())
-    cal = (scenes / "calibration.zip").read_bytes()
-    text = localise(name, server.add(f"/{name}.pth", Route(ckpt)), ckpt, server.add("/scenes.zip", Route(cal)), cal)
+    text, reference = random_weight_recipe(name, mmpose_image, scenes, server, tmp_path)
     (checkout.recipes / f"{name}.yaml").write_text(text)
 
     with pytest.raises((NotImplementedYet, ToolchainNotProvisioned)) as e:  # the vendor targets cannot build here
@@ -158,12 +168,7 @@ def test_recipe_builds_its_open_targets_for_real(name, mmpose_image, scenes, ser
 def test_an_int8_target_beyond_its_limit_fails_its_gate_and_leaves_no_artifact(mmpose_image, scenes, server, checkout, tmp_path):
     """The gate the other builds open for random weights, shut: a limit no INT8 model meets."""
     name = "face_deeppose"
-    recipe = load_recipe(REPO_ROOT / "recipes" / f"{name}.yaml")
-    export = next(s for s in plan(recipe, recipe.targets, "0" * 64, None) if s.id == export_step_id(recipe, 1))
-    shape = ",".join(map(str, export.params["input"]["shape"]))
-    run_in(mmpose_image, "make_checkpoint.py", [export.params["mmpose"]["config_1x"], "7", shape, "0x"], tmp_path / "ckpt", tmp_path / "ckpt.log")
-    ckpt, cal = (tmp_path / "ckpt" / "checkpoint.pth").read_bytes(), (scenes / "calibration.zip").read_bytes()
-    text = localise(name, server.add("/shut.pth", Route(ckpt)), ckpt, server.add("/shut-scenes.zip", Route(cal)), cal, limit="0.000000001")
+    text, _ = random_weight_recipe(name, mmpose_image, scenes, server, tmp_path, limit="0.000000001")
     shut = Layout(checkout.root.parent / "shut-gate", SHARED_STORE)
     shutil.copytree(checkout.docker, shut.docker)
     shut.recipes.mkdir()

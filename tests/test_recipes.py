@@ -121,6 +121,7 @@ def test_field_path_rendering():
 
 SOPHON = (RECIPES / "hrnet_sophon.yaml").read_text()
 HAND = (RECIPES / "hand_hrnetv2.yaml").read_text()
+LITE = (RECIPES / "litehrnet.yaml").read_text()
 
 BAD = [
     # (case, recipe stem, text, field, reason fragment)
@@ -148,6 +149,11 @@ BAD = [
     ("crop outside frame", "hand_hrnetv2", HAND.replace("crop: [80, 0, 480, 480]", "crop: [300, 0, 480, 480]"), "targets[0].preprocess_runtime.crop", "does not fit"),
     ("unknown 0.x config", "hrnet_sophon", SOPHON.replace("hrnet_w32_coco_256x192.py", "hrnet_w33_coco_256x192.py", 1), "model.mmpose.config", "did you mean configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py"),
     ("1.x config typo", "hrnet_sophon", SOPHON.replace("configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py", "configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w48_8xb32-210e_coco-265x192.py", 1), "model.mmpose.config", "did you mean configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w48_8xb32-210e_coco-256x192.py"),
+    # a check needs a limit to hold it: no default limit, so no default claim
+    ("bmodel without a limit", "litehrnet", LITE.replace("    batch: 1\n    max_keypoint_error_px: 2.0\n", "    batch: 1\n", 1), "targets[2].max_keypoint_error_px", "required field is missing"),
+    ("ov fp16 without max_abs_diff", "litehrnet", LITE.replace("    precision: FP16\n    max_abs_diff: 0.02\n", "    precision: FP16\n", 1), "targets[5].max_abs_diff", "required field is missing"),
+    ("ov int8 without a limit", "litehrnet", LITE.replace("    preset: performance\n    max_keypoint_error_px: 2.0\n", "    preset: performance\n", 1), "targets[6].max_keypoint_error_px", "required field is missing"),
+    ("ov bad precision", "litehrnet", LITE.replace("precision: FP16", "precision: BF16", 1), "targets[5].precision", "one of 'FP32', 'FP16', 'INT8'"),
     ("yaml syntax", "hrnet_sophon", SOPHON.replace("targets:", "targets: [", 1), "", "YAML"),
     ("empty file", "hrnet_sophon", "", "", "empty"),
     ("only comments", "hrnet_sophon", "# nothing\n", "", "no YAML document"),
