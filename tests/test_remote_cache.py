@@ -6,11 +6,13 @@ import json
 import logging
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from pipelines.commands import images as imaging
 from pipelines.commands.build import BuildRequest, build
 from pipelines.core.layout import REPO_ROOT, Layout
 from pipelines.core.steps import Step
@@ -193,11 +195,42 @@ def checkout(root: Path, server: LoopbackServer) -> Layout:
     return Layout(root, root.parent / f"{root.name}-store")
 
 
-def test_machine_b_builds_a_recipe_from_the_cache_with_no_container(tmp_path, oci_registry):
+def containers_created_during(driver: DockerDriver, fn) -> list[dict]:
+    """Every container the Docker engine created while ``fn`` ran (image builds' RUN steps included)."""
+    since = time.time()
+    fn()
+    return list(driver.api.events(since=since, until=time.time(), filters={"type": "container", "event": "create"},
+                                  decode=True))
+
+
+def test_machine_b_builds_a_recipe_from_the_cache_with_no_container(tmp_path, oci_registry, caplog):
+    """A made its images without the cache, then built with it: the build pushes the images it used
+    with its steps. B, with an empty store and none of those images, creates no container at all."""
+    driver, url = DockerDriver.from_env(), oci_registry.url
     with LoopbackServer() as server:
         a, b = checkout(tmp_path / "a", server), checkout(tmp_path / "b", server)
-        for layout in (a, b):
-            build(layout, BuildRequest("face_deeppose", "ort_fp32", progress=False, cache=oci_registry.url))
+        imaging.images(a, bootstrap=False)
+        assert not list(oci_registry.data.rglob("_manifests"))  # made without the cache: nothing shared yet
+        tags = {n: image_tag(n, ImageBuilder(driver, a.docker, a.store).digest(load_toolchain(a.docker, n)))
+                for n in ("mmpose", "onnxruntime")}
+        with caplog.at_level(logging.INFO, logger="posepipe"):
+            build(a, BuildRequest("face_deeppose", "ort_fp32", progress=False, cache=url))
+        said = [r.getMessage() for r in caplog.records]
+        assert all(f"image {t}: pushed to {url}" in said for t in tags.values()), said
+        for tag in tags.values():
+            assert driver.remove_image(tag)  # machine B never had them
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="posepipe"):
+            created = containers_created_during(
+                driver, lambda: build(b, BuildRequest("face_deeppose", "ort_fp32", progress=False, cache=url)))
+        said = [r.getMessage() for r in caplog.records]
+        assert created == []  # no image build, no step
+        assert all(f"image {t}: pulled from {url}" in said for t in tags.values()), said
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="posepipe"):
+            build(a, BuildRequest("face_deeppose", "ort_fp32", progress=False, cache=url, cache_read_only=True))
+        said = [r.getMessage() for r in caplog.records]
+        assert all(f"image {t}: present here and in {url}" in said for t in tags.values()), said
     assert list((a.store / "logs").rglob("*.log"))  # machine A ran its steps
     assert not list((b.store / "logs").rglob("*.log"))  # machine B started no step container
     folder = Path("artifacts") / "face_deeppose" / "ort_fp32"

@@ -116,6 +116,7 @@ class ImageBuilder:
         self.fresh_base = fresh_base  # re-run mmdebstrap even if the tagged base exists
         self.remote = remote  # a registry to pull missing images from and push built ones to
         self._base_id: str | None = None
+        self._shared: set[str] = set()  # tags the remote cache was already made to hold
         self._lock = threading.Lock()
 
     def base_id(self) -> str:
@@ -135,7 +136,10 @@ class ImageBuilder:
         pulled = self._pulled(spec.tag, "base", spec.digest) if reuse else None
         if pulled:
             return pulled
-        return self._pushed(spec.tag, "base", spec.digest, ensure_base(self.driver, spec, self.store_root, self.fresh_base))
+        image_id = ensure_base(self.driver, spec, self.store_root, self.fresh_base)
+        if self.remote:
+            self.remote.share(spec.tag, "base", spec.digest)
+        return image_id
 
     def base(self) -> BaseRecord:
         """The bootstrapped base's tag and rootfs digest (or the configured base image), for manifests."""
@@ -169,23 +173,29 @@ class ImageBuilder:
         return sha256_json({"v": 2, "files": spec.files, "base": self.base_input(spec)})
 
     def ensure(self, spec: ToolchainSpec) -> ToolchainImage:
-        """The image for ``spec``: found by its tag, else pulled from the remote cache, else built."""
+        """The image for ``spec``: found by its tag, else pulled from the remote cache, else built;
+        with a remote cache, once per builder, the registry is made to hold it too."""
         digest = self.digest(spec)
         tag = image_tag(spec.name, digest)
         lock = self.store_root / "locks" / f"image-{tag.replace('/', '_').replace(':', '_')}.lock"
-        image_id = get_or_make(
-            lock, f"image {tag}", lambda: self.driver.image_id(tag),
-            lambda: self._pulled(tag, spec.name, digest) or self._pushed(tag, spec.name, digest, self._build(spec, tag)),
-        )
+        pulled: list[str] = []
+
+        def make() -> str:
+            if found := self._pulled(tag, spec.name, digest):
+                pulled.append(found)
+                return found
+            return self._build(spec, tag)
+
+        image_id = get_or_make(lock, f"image {tag}", lambda: self.driver.image_id(tag), make)
+        with self._lock:
+            share = self.remote is not None and not pulled and tag not in self._shared
+            self._shared.add(tag)
+        if share:
+            self.remote.share(tag, spec.name, digest)
         return ToolchainImage(digest, image_id)
 
     def _pulled(self, tag: str, name: str, digest: str) -> str | None:
         return self.remote.pull(tag, name, digest) if self.remote else None
-
-    def _pushed(self, tag: str, name: str, digest: str, image_id: str) -> str:
-        if self.remote:
-            self.remote.push(tag, name, digest)
-        return image_id
 
     def _build(self, spec: ToolchainSpec, tag: str) -> str:
         base = self.base_for(spec)

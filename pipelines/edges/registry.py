@@ -31,6 +31,12 @@ def is_loopback(host: str) -> bool:
     return name == "localhost" or name.startswith("127.")
 
 
+IMAGE_MANIFESTS = ", ".join((
+    "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+))
+
+
 class _TimeoutSession(requests.Session):
     def request(self, *args, **kwargs):
         kwargs.setdefault("timeout", (CONNECT_TIMEOUT, READ_TIMEOUT))
@@ -95,26 +101,32 @@ class Registry:
         except requests.RequestException:
             return False
 
-    def manifest(self, ref: str) -> dict | None:
-        """The OCI manifest at ``ref``; None when the registry says it has none."""
+    def _manifest_request(self, ref: str, method: str, accept: str) -> requests.Response | None:
+        """The registry's answer for the manifest at ``ref``; None when it has none."""
         container = self.client.get_container(ref)
         self.client.auth.load_configs(container)
         url = f"{self.client.prefix}://{container.manifest_url()}"
-        accept = "application/vnd.oci.image.manifest.v1+json"
         try:
-            resp = self.client.do_request(url, "GET", headers={"Accept": accept})
+            resp = self.client.do_request(url, method, headers={"Accept": accept})
         except (requests.RequestException, ValueError) as e:
             raise RegistryDown(f"{type(e).__name__}: {e}") from None
         if resp.status_code == 404:
             return None
         if resp.status_code >= 500 or resp.status_code in (401, 403):
             raise RegistryDown(f"HTTP {resp.status_code} for {ref}")
-        if resp.status_code != 200:
-            return None
+        return resp if resp.status_code == 200 else None
+
+    def manifest(self, ref: str) -> dict | None:
+        """The OCI manifest at ``ref``; None when the registry says it has none."""
+        resp = self._manifest_request(ref, "GET", "application/vnd.oci.image.manifest.v1+json")
         try:
-            return resp.json()
+            return resp.json() if resp is not None else None
         except ValueError:
             return None
+
+    def has_image(self, ref: str) -> bool:
+        """Whether an image is at ``ref`` (one HEAD; Docker pushes Docker or OCI manifests)."""
+        return self._manifest_request(ref, "HEAD", IMAGE_MANIFESTS) is not None
 
     def blob_url(self, repository: str, digest: str) -> str:
         name = repository.removeprefix(f"{self.host}/")
