@@ -14,6 +14,7 @@ import shutil
 import pytest
 
 from pipelines.commands.build import BuildRequest, build
+from pipelines.core.digests import sha256_file
 from pipelines.core.errors import IntegrityError, NotImplementedYet, ToolchainNotProvisioned
 from pipelines.commands.publish import publish
 from pipelines.core.layout import REPO_ROOT, Layout
@@ -158,9 +159,33 @@ def test_a_toolchain_whose_python_is_missing_is_reported_with_what_to_supply(che
 
     shutil.copytree(REPO_ROOT / "docker" / "sophgo_tpu_mlir", checkout.docker / "sophgo_tpu_mlir")
     monkeypatch.setattr(interpreters, "_candidates", lambda minor: [])  # no pyenv, PATH or configured CPython 3.10
-    with pytest.raises(ToolchainNotProvisioned) as e:
-        build(checkout, BuildRequest("face_deeppose", target="bm1684_mlir_int8_b1", progress=False))
+    interpreters.locate.cache_clear()  # what this process found before
+    try:
+        with pytest.raises(ToolchainNotProvisioned) as e:
+            build(checkout, BuildRequest("face_deeppose", target="bm1684_mlir_int8_b1", progress=False))
+    finally:
+        interpreters.locate.cache_clear()
     assert e.value.exit_code == 5
     assert "bm1684_mlir_int8_b1 (sophgo_tpu_mlir needs Python 3.10)" in str(e.value)
     assert "needs CPython 3.10" in str(e.value) and "pyenv install 3.10" in str(e.value)
     assert not (checkout.artifacts / "face_deeppose" / "bm1684_mlir_int8_b1").exists()
+
+
+def test_a_supplied_interpreters_digest_is_reused_until_a_file_of_it_changes(tmp_path, monkeypatch):
+    """Hashing a CPython prefix is most of a no-op build's time: its digest is kept with a stat
+    fingerprint and recomputed only when a file moves."""
+    from pipelines.edges import interpreters
+
+    monkeypatch.setenv("POSEPIPE_STORE", str(tmp_path / "store"))
+    prefix = tmp_path / "python"
+    (prefix / "lib" / "site-packages").mkdir(parents=True)
+    (prefix / "lib" / "os.py").write_text("first\n")
+    (prefix / "lib" / "site-packages" / "big.py").write_text("not part of it\n")
+    first = interpreters._digest.__wrapped__(prefix)
+    hashed = []
+    monkeypatch.setattr(interpreters, "sha256_file", lambda p: hashed.append(p) or sha256_file(p))
+    assert interpreters._digest.__wrapped__(prefix) == first and hashed == []  # from the record, nothing hashed
+    (prefix / "lib" / "site-packages" / "big.py").write_text("still not part of it\n")
+    assert interpreters._digest.__wrapped__(prefix) == first and hashed == []
+    (prefix / "lib" / "os.py").write_text("second\n")
+    assert interpreters._digest.__wrapped__(prefix) != first and hashed  # the change was seen and hashed

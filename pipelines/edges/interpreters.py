@@ -14,8 +14,10 @@ that is part of the image tag and of every manifest that used it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -24,9 +26,12 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.core.digests import sha256_file
+from pipelines.core.digests import sha256_bytes, sha256_file, sha256_json
+from pipelines.core.layout import default_store
 from pipelines.core.errors import ToolchainNotProvisioned, UsageError
+from pipelines.edges.fs import write_bytes_atomic
 from pipelines.edges.provisioning import config_path
+from pipelines.edges.trees import fingerprints
 
 SKIPPED = ("site-packages", "test", "__pycache__", "idlelib", "tkinter", "turtledemo")
 
@@ -53,21 +58,32 @@ def copy_into(interp: Interpreter, dest: Path) -> None:
     shutil.copytree(interp.prefix, dest, symlinks=True, ignore=_ignore)
 
 
+def _kept(name: str) -> bool:
+    return name not in SKIPPED and not name.endswith(".pyc")
+
+
 @functools.cache
 def _digest(prefix: Path) -> str:
+    """The prefix's content digest, re-hashed only when a file's stat fingerprint moved (hashing
+    its ~7500 files took most of a no-op build of a TPU-MLIR target); the record is in the store."""
+    record = default_store() / "interpreters" / f"{sha256_bytes(str(prefix).encode())}.json"
+    fingerprint = sha256_json(fingerprints(prefix, _kept))
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+        known = json.loads(record.read_text())
+        if known["fingerprint"] == fingerprint:
+            return known["digest"]
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(prefix):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED)
-        for name in sorted(_keep(filenames)):
+        dirnames[:] = sorted(filter(_kept, dirnames))
+        for name in sorted(filter(_kept, filenames)):
             path = Path(dirpath) / name
             rel = path.relative_to(prefix).as_posix()
             content = os.readlink(path) if path.is_symlink() else sha256_file(path)[0]
             h.update(f"{rel}\0{content}\n".encode())
-    return h.hexdigest()
-
-
-def _keep(names: list[str]) -> list[str]:
-    return [n for n in names if n not in SKIPPED and not n.endswith(".pyc")]
+    digest = h.hexdigest()
+    with contextlib.suppress(OSError):  # a read-only store only costs the hashing next time
+        write_bytes_atomic(record, json.dumps({"prefix": str(prefix), "fingerprint": fingerprint, "digest": digest}).encode())
+    return digest
 
 
 def _version(prefix: Path, minor: str) -> str | None:
@@ -98,6 +114,7 @@ def _candidates(minor: str) -> list[tuple[Path, str]]:
     return found
 
 
+@functools.cache
 def locate(minor: str) -> tuple[Path, str, str] | None:
     """(prefix, full version, source) of the first working candidate; cheap (no hashing)."""
     for prefix, source in _candidates(minor):

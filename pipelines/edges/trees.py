@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.core.digests import sha256_file
@@ -43,10 +44,14 @@ def tree_manifest(root: Path) -> dict[str, dict[str, int | str]]:
     return files
 
 
-def fingerprints(root: Path) -> dict[str, list[int]]:
+def fingerprints(root: Path, keep: Callable[[str], bool] | None = None) -> dict[str, list[int]]:
+    """{relative path: [inode, size, mtime, ctime]} of every file (links: their own), folders and
+    files whose name ``keep`` refuses left out."""
     out = {}
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            st = (Path(dirpath) / name).stat()
+    for dirpath, dirnames, filenames in os.walk(root):
+        if keep is not None:
+            dirnames[:] = [d for d in dirnames if keep(d)]
+        for name in filenames if keep is None else filter(keep, filenames):
+            st = (Path(dirpath) / name).lstat()
             out[(Path(dirpath) / name).relative_to(root).as_posix()] = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     return out
