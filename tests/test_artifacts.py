@@ -46,7 +46,7 @@ def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", check=
         "inputs": {"checkpoint": {"url": "https://example.invalid/x.pth", "sha256": "b" * 64}},
         "base": {"image": "posepipe/base:0123456789abcdef", "rootfs_sha256": "d" * 64},
         "toolchains": [{"name": "onnxruntime", "version": "onnxruntime 1.31.1", "image": "sha256:" + "c" * 64}],
-        "steps": [{"id": f"{recipe}/{target}", "key": "d" * 64, "params": {}}],
+        "steps": [{"id": f"{recipe}/{target}", "toolchain": "onnxruntime", "key": "d" * 64, "params": {}}],
         "files": artifacts.files_of(d),
         "verification": {f"{recipe}/{target}/report.json": {"accuracy_int8_vs_fp32": {"mean_error_px": 0.4, "p95_error_px": 0.7, "pck_2px": 1.0}}},
         "reproducibility": {"checked": False},

@@ -75,3 +75,20 @@ def test_an_entry_without_a_label_is_shown_as_unknown_not_verified():
     parser = Rows()
     parser.feed(catalog_page.render({"recipes": {"r": {"t": {"v1": entry}}}}))
     assert parser.rows[0][9] == "unknown"
+
+
+def test_figures_are_read_by_the_toolchain_of_the_step_that_wrote_the_report():
+    """Each step's report is read by its own toolchain's definition, whatever its keys: a bmodel's
+    simulator figures and an OpenVINO IR's difference reach the catalog as ONNX Runtime's do."""
+    agreement = {"mean_error_px": 0.5, "p95_error_px": 1.5, "pck_2px": 0.9}
+    manifest = {
+        "steps": [{"id": "r/export@b1", "toolchain": "mmpose"}, {"id": "r/bm", "toolchain": "sophgo_tpu_mlir"},
+                  {"id": "r/ov", "toolchain": "openvino"}, {"id": "r/old"}],
+        "verification": {"r/export@b1/export.json": {"max_abs_diff": {"onnxruntime": {"seeded": 2e-6}}},
+                         "r/bm/report.json": {"simulator_vs_fp32_export": agreement},
+                         "r/ov/report.json": {"ir_vs_export_max_abs_diff": 0.002},
+                         "r/old/report.json": {"accuracy_int8_vs_fp32": agreement}},  # no toolchain named: not read
+    }
+    assert catalog_page.figures(manifest) == {
+        "export max abs diff": 2e-6, "simulator mean error px": 0.5, "simulator p95 error px": 1.5,
+        "simulator PCK@2px": 0.9, "IR max abs diff": 0.002}

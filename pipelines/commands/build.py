@@ -102,7 +102,7 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
                         engine.options.source_date_epoch)
         placed[t.id] = dest
         summary.append(Built(t.id, manifest["label"], str(dest.relative_to(layout.checkout) if dest.is_relative_to(layout.checkout) else dest),
-                             figures(manifest["verification"])))
+                             figures(manifest)))
     console.build_summary(recipe.name, summary, len(engine.stats.ran), len(engine.stats.cached),
                           len(engine.stats.pulled))
     for step_id, files in sorted(engine.stats.differs.items()):

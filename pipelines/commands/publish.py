@@ -84,7 +84,7 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
         "output": manifest["target"]["output"],
         "toolchain": manifest["target"]["toolchain"],
         "label": label,
-        "verification": catalog_page.figures(manifest["verification"]),
+        "verification": catalog_page.figures(manifest),
     }
     signed = "signed" if envelope else "unsigned (no signing key configured)"
     if str(dest).startswith("oci://"):

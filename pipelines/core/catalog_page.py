@@ -6,19 +6,18 @@ import html
 import time
 from typing import Any
 
+from pipelines.core import toolchains
 
-def figures(verification: dict[str, Any]) -> dict[str, float]:
-    """The few verification numbers worth a column, from a manifest's verification record."""
+
+def figures(manifest: dict[str, Any]) -> dict[str, float]:
+    """The numbers worth a column, from each step's reports, as that step's toolchain reads them."""
     out: dict[str, float] = {}
-    for name, record in verification.items():
-        diffs = record.get("max_abs_diff") if name.endswith("export.json") else None
-        if diffs:
-            out["export max abs diff"] = max(v for per in diffs.values() for v in per.values())
-        acc = record.get("accuracy_int8_vs_fp32")
-        if acc:
-            out["int8 mean error px"] = acc["mean_error_px"]
-            out["int8 p95 error px"] = acc["p95_error_px"]
-            out["int8 PCK@2px"] = acc["pck_2px"]
+    for step in manifest["steps"]:
+        if "toolchain" not in step or step["toolchain"] not in toolchains.registry():
+            continue  # a manifest from before steps named their toolchain
+        for name, report in manifest["verification"].items():
+            if name.rsplit("/", 1)[0] == step["id"]:
+                out.update(toolchains.get(step["toolchain"]).figures(report))
     return out
 
 

@@ -102,7 +102,7 @@ def assemble(
             ({"name": r.step.toolchain, "version": r.toolchain_version, "image": r.image} for r in records),
             key=lambda t: (t["name"], t["image"]),
         ),
-        "steps": [{"id": r.step.id, "key": r.key, "params": plain(r.step.params)} for r in records],
+        "steps": [{"id": r.step.id, "toolchain": r.step.toolchain, "key": r.key, "params": plain(r.step.params)} for r in records],
         "files": [{"path": p, **final.files[p]} for p in sorted(final.files) if p != NAME],
         "verification": {f"{r.step.id}/{name}": dict(rep) for r in records for name, rep in sorted(r.reports.items())},
         "reproducibility": {"checked": False} if differs is None else {

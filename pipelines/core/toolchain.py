@@ -14,6 +14,14 @@ from typing import Any, Literal
 Problem = tuple[tuple[str | int, ...], str]  # (field path inside the target, reason)
 
 
+def keypoint_figures(what: str, measured: Mapping[str, Any] | None) -> dict[str, float]:
+    """The columns of a keypoint agreement (posepipe_step.agreement) with what it compared, e.g. "int8"."""
+    if not measured:
+        return {}
+    return {f"{what} mean error px": measured["mean_error_px"], f"{what} p95 error px": measured["p95_error_px"],
+            f"{what} PCK@2px": measured["pck_2px"]}
+
+
 @dataclass(frozen=True)
 class Toolchain:
     name: str
@@ -40,6 +48,11 @@ class Toolchain:
     def normalise(self, target: dict[str, Any]) -> dict[str, Any]:
         """A target's fields as steps read them (e.g. hex strings to integers)."""
         return target
+
+    def figures(self, report: Mapping[str, Any]) -> dict[str, float]:
+        """The few numbers of one of its step's reports worth a column in the build summary and
+        the catalog (the step script's report keys are known here and in the script, nowhere else)."""
+        return {}
 
     def problems(self, target: Mapping[str, Any], recipe: Mapping[str, Any]) -> Iterator[Problem]:
         """Rules JSON Schema cannot say: board tables, cross-field facts. ``target`` is validated data."""

@@ -1,9 +1,17 @@
 """ONNX Runtime: FP32 graph-optimised and static QDQ INT8 models for any Linux CPU (docker/onnxruntime/)."""
 
-from pipelines.core.toolchain import Toolchain
+from collections.abc import Mapping
+from typing import Any
+
+from pipelines.core.toolchain import Toolchain, keypoint_figures
 
 
-TOOLCHAIN = Toolchain(
+class OnnxRuntime(Toolchain):
+    def figures(self, report: Mapping[str, Any]) -> dict[str, float]:
+        return keypoint_figures("int8", report.get("accuracy_int8_vs_fp32"))
+
+
+TOOLCHAIN = OnnxRuntime(
     name="onnxruntime",
     kind="open",
     vendor="Microsoft",

@@ -1,11 +1,21 @@
 """OpenVINO: IR for Intel CPUs, iGPUs and NPUs at FP32, FP16 or NNCF INT8, each checked here by the
 CPU plugin against the FP32 export (docker/openvino/)."""
 
-from pipelines.core.toolchain import Toolchain
+from collections.abc import Mapping
+from typing import Any
+
+from pipelines.core.toolchain import Toolchain, keypoint_figures
 
 LIMIT = {"type": "number", "exclusiveMinimum": 0}
 
-TOOLCHAIN = Toolchain(
+class OpenVino(Toolchain):
+    def figures(self, report: Mapping[str, Any]) -> dict[str, float]:
+        diff = report.get("ir_vs_export_max_abs_diff")
+        return {**({"IR max abs diff": diff} if diff is not None else {}),
+                **keypoint_figures("int8", report.get("accuracy_int8_vs_fp32"))}
+
+
+TOOLCHAIN = OpenVino(
     name="openvino",
     kind="open",
     vendor="Intel",

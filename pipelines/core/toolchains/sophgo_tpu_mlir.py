@@ -9,12 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.core.toolchain import Toolchain
+from pipelines.core.toolchain import Toolchain, keypoint_figures
 
 
 class SophgoTpuMlir(Toolchain):
     def needs_calibration(self, target: Mapping[str, Any]) -> bool:
         return True  # INT8 calibrates on the set; every target is checked on its held-out images
+
+    def figures(self, report: Mapping[str, Any]) -> dict[str, float]:
+        return keypoint_figures("simulator", report.get("simulator_vs_fp32_export"))
 
 
 TOOLCHAIN = SophgoTpuMlir(
