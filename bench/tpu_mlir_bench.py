@@ -22,9 +22,11 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 import zlib
 import struct
@@ -65,6 +67,12 @@ def build(env: dict, recipe: str, target: str) -> float:
     return float(found.group(1)) if found else float("nan")
 
 
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", nargs="?", default="hrnet_sophon")
@@ -99,14 +107,28 @@ def main() -> None:
             print(f"  {target:22s} {wall:7.1f} {report['bmodel_bytes'] / 1e6:8.2f}   "
                   f"{cos} / {eucl} / {sqnr} ({tool['verdict']})   {sim['mean_error_px']:.2f} / "
                   f"{sim['p95_error_px']:.2f}   {sim['pck_2px']:.2f}   label {manifest['label']}", flush=True)
+        builds, lists = [], []
+        for _ in range(3):  # a no-op rebuild of the first target beside `invoke --list`, interleaved
+            builds.append(timed(lambda: build(env, name, targets[0])))
+            lists.append(timed(lambda: subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, env=env,
+                                                      capture_output=True, check=True)))
+        b, lst = statistics.median(builds), statistics.median(lists)
+        print(f"no-op build of {targets[0]}: {b:.2f} s vs `invoke --list` {lst:.2f} s, ratio {b / lst:.2f}x (goal <= 1.5x)")
         if not (smoke or args.no_rebuild):  # the same bmodel twice, from two clean stores
-            first = next(p for p in (work / "repo" / "artifacts" / name / targets[0]).rglob("*.bmodel")).read_bytes()
+            folder = work / "repo" / "artifacts" / name / targets[0]
+            first = next(p for p in folder.rglob("*.bmodel")).read_bytes()
+            before = json.loads(next(folder.rglob("report.json")).read_text())
             env2 = {**env, "POSEPIPE_STORE": str(work / "store2")}
             subprocess.run([sys.executable, "-m", "invoke", "build", "--recipe", name, "--target", targets[0], "--no-cache"],
                            cwd=ROOT, env=env2, capture_output=True, check=True)
             second = next(p for p in (work / "repo" / "artifacts" / name / targets[0]).rglob("*.bmodel")).read_bytes()
             diff = [i for i, (a, b) in enumerate(zip(first, second)) if a != b]
             print(f"rebuild of {targets[0]}: {len(first)} vs {len(second)} bytes, {len(diff)} byte(s) differ at {diff[:16]}")
+            after = json.loads(next(folder.rglob("report.json")).read_text())
+            stages, again = before.get("tool_outputs_sha256", {}), after.get("tool_outputs_sha256", {})
+            moved = sorted(k for k in set(stages) | set(again) if stages.get(k) != again.get(k))
+            print(f"  tool outputs before model_deploy that differ: {', '.join(moved) or 'none'}; simulated outputs "
+                  + ("equal" if before.get("simulator_outputs_sha256") == after.get("simulator_outputs_sha256") else "DIFFER"))
 
 
 if __name__ == "__main__":

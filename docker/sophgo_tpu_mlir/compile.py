@@ -34,6 +34,7 @@ NET.bmodel, bmodel.json (real tensor names, shapes, dtypes), bmodel_info.txt, de
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -54,6 +55,13 @@ NET = PARAMS["output"]
 SIMILARITY = re.compile(r"min_similarity\s*=\s*\(([^)]*)\)")
 # A flatbuffer string holding ctime(): u32 length 25, "Www Mmm dd hh:mm:ss yyyy\n", NUL.
 CTIME = re.compile(rb"\x19\x00\x00\x00([A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\n)\x00")
+UNSTABLE_INT8 = (
+    "the INT8 bmodel's bytes are not reproducible: model_deploy's INT8 code generation depends on memory addresses "
+    "(ASLR). Two runs on the same MLIR and calibration table differed in 48 bytes of 4.6 MB (Lite-HRNet: pairs of "
+    "command fields swapped, e.g. 0x40 and 0x44), and in none with ASLR off, which Docker's default seccomp profile "
+    "does not allow a container. What is reproducible: the MLIR and calibration table (tool_outputs_sha256) and the "
+    "bmodel's simulated outputs on the held-out images (simulator_outputs_sha256)"
+)
 HEADER = struct.Struct("<4I")  # bmodel MODEL_HEADER_T: magic, header_size, flatbuffers_size, binary_size, ...
 
 
@@ -95,6 +103,21 @@ def pin_create_time(bmodel: Path, epoch: int) -> dict:
             "source_date_epoch": epoch}
 
 
+def pin_table_time(table: Path, epoch: int) -> None:
+    """run_calibration writes its wall-clock time into the table's header comment; pin it."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+    table.write_text(re.sub(r"(?m)^# genetated time: .*$", f"# genetated time: {when} (SOURCE_DATE_EPOCH)", table.read_text()))
+
+
+def outputs_digest(simulated: list[dict[str, np.ndarray]]) -> str:
+    """sha256 over every simulated output array, in order: what stays equal when a bmodel's bytes do not."""
+    h = hashlib.sha256()
+    for outputs in simulated:
+        for name, value in outputs.items():
+            h.update(name.encode() + b"\0" + str(value.dtype).encode() + str(value.shape).encode() + np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()
+
+
 def simulate(bmodel: Path, input_name: str, batches: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The bmodel's outputs for each batch from the cmodel simulator, all in one simulate.py process."""
     sim = WORK / "simulated"
@@ -130,9 +153,13 @@ def main() -> None:
     if S["quantize"] == "INT8":
         run([tool("run_calibration"), f"{NET}.mlir", "--chip", S["chip"], "--dataset", "/in/calibration/calibration",
              "--input_num", len(images), "--cali_method", S.get("calibration_method", "kl"), "-o", f"{NET}_cali_table"], cwd=WORK)
+        pin_table_time(WORK / f"{NET}_cali_table", int(os.environ["SOURCE_DATE_EPOCH"]))
         deploy += ["--calibration_table", f"{NET}_cali_table"]
     bmodel = WORK / f"{NET}.bmodel"  # model_deploy's check writes a folder beside it: copied to OUT at the end
     code, deploy_log = run_capture(deploy + ["--model", bmodel], cwd=WORK)
+    # what the stages before model_deploy made, by digest (reproducible: two builds compare them)
+    stages = {name: hashlib.sha256((WORK / name).read_bytes()).hexdigest()
+              for name in (f"{NET}.mlir", f"{NET}_cali_table") if (WORK / name).is_file()}
     tool_figures = tool_comparison(deploy_log)
     pinned = None
     if code == 0 and bmodel.is_file():
@@ -175,7 +202,8 @@ def main() -> None:
         "tpu_mlir": re.search(r"bmodel version: (\S+)", info).group(1) if "bmodel version:" in info else "unknown",
         "bmodel_bytes": bmodel.stat().st_size, "tensors": tensors,
         "model_deploy": tool_figures, "simulator_vs_fp32_export": measured, "checks": checks,
-        "create_time": pinned,
+        "create_time": pinned, "tool_outputs_sha256": stages, "simulator_outputs_sha256": outputs_digest(simulated),
+        **({"reproducibility": UNSTABLE_INT8} if S["quantize"] == "INT8" else {}),
     })
     if not tool_check["passed"]:
         fail(f"model_deploy's own comparison did not pass: {tool_figures}")
