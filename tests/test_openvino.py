@@ -30,8 +30,9 @@ def ov_checkout(tmp_path_factory) -> Layout:
 @pytest.mark.parametrize("name", ["face_deeppose", "litehrnet"])  # a regression head and a heatmap one
 def test_openvino_irs_are_built_checked_and_reproducible(name, mmpose_image, scenes, server, ov_checkout, tmp_path):  # noqa: F811
     text, _ = random_weight_recipe(name, mmpose_image, scenes, server, tmp_path)
+    text += f"  - id: ov_fp32\n    toolchain: openvino\n    output: {name}_ov_fp32\n    precision: FP32\n"  # no recipe ships one
     (ov_checkout.recipes / f"{name}.yaml").write_text(text)
-    targets = ("ov_fp16", "ov_int8")
+    targets = ("ov_fp32", "ov_fp16", "ov_int8")
     for target in targets:
         build(ov_checkout, BuildRequest(name, target, progress=False, jobs=2))
     for target in targets:
@@ -46,8 +47,10 @@ def test_openvino_irs_are_built_checked_and_reproducible(name, mmpose_image, sce
         assert all(int(n) < layers for n in re.findall(r'<layer id="\d+" name="[A-Za-z][A-Za-z0-9]*_(\d+)"', xml))
         report = json.loads((out / "report.json").read_text())
         assert report["precision"] == target.removeprefix("ov_").upper()
+    fp32 = json.loads((ov_checkout.artifacts / name / "ov_fp32" / f"{name}_ov_fp32" / "report.json").read_text())
     fp16 = json.loads((ov_checkout.artifacts / name / "ov_fp16" / f"{name}_ov_fp16" / "report.json").read_text())
-    assert 0 < fp16["ir_vs_export_max_abs_diff"] <= fp16["settings"]["max_abs_diff"]  # FP16 weights: near, not equal
+    assert fp32["checks"][0]["figures"]["tolerance"] == 1.0e-4  # held to the export's own tolerance
+    assert fp32["ir_vs_export_max_abs_diff"] < fp16["ir_vs_export_max_abs_diff"] <= fp16["settings"]["max_abs_diff"]
     int8 = json.loads((ov_checkout.artifacts / name / "ov_int8" / f"{name}_ov_int8" / "report.json").read_text())
     assert int8["calibration"]["images"] == 8 and int8["accuracy_int8_vs_fp32"]["images"] >= 16
     assert (ov_checkout.artifacts / name / "ov_int8" / f"{name}_ov_int8" / "model.bin").stat().st_size < \
