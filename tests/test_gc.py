@@ -50,3 +50,26 @@ def test_collect_removes_lru_entries_but_not_those_in_use(tmp_path):
     assert [i.name for i in removed] == ["b" * 64]
     assert cache.keys() == ["a" * 64, "c" * 64]
     assert cache.lookup("c" * 64) is not None  # survivors are intact
+
+
+def test_max_size_counts_wheels_logs_and_failed_steps_too(tmp_path):
+    """The bound is kept over the whole store: a wheelhouse and logs are most of a real one."""
+    store = tmp_path / "store"
+    cache = StepCache(store)
+    make_entry(cache, "a" * 64, 1000, 10, tmp_path)  # the newest: kept
+    old = time.time() - 5000
+    for path, size in ((store / "wheels" / ("d" * 64) / "torch-2.13.0-cp311-none-any.whl", 4000),
+                       (store / "logs" / "face_deeppose" / "export.log", 3000),
+                       (store / "steps" / ".failed" / "x" / "outputs" / "half.bin", 2000)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * size)
+        os.utime(path, (old, old))
+        os.utime(path.parent, (old, old))
+    for folder in (store / "wheels" / ("d" * 64), store / "steps" / ".failed" / "x"):
+        os.utime(folder, (old, old))
+    kinds = {i.kind for i in gc.inventory(store)}
+    assert kinds == {"step", "wheel", "log", "failed"}
+    removed, busy = gc.collect(store, "2000", None)
+    assert sorted(i.kind for i in removed) == ["failed", "log", "wheel"] and busy == []
+    assert sum(i.size for i in gc.inventory(store)) <= 2000
+    assert not (store / "wheels" / ("d" * 64)).exists() and cache.lookup("a" * 64) is not None

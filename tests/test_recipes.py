@@ -227,3 +227,10 @@ def test_mmpose_config_list_is_the_locked_wheels():
 
     assert configs_1x_path().read_text() == render(locked_wheel(SHARED_STORE / "wheels")), \
         "run `python -m pipelines.edges.mmpose_catalog` after changing docker/mmpose/requirements.lock"
+
+
+def test_a_toolchain_is_vendor_in_its_module_exactly_when_its_image_folder_stands_on_a_vendor_base():
+    """Said twice today (Toolchain.kind, and `base: vendor` in toolchain.yaml): they must agree."""
+    for name, toolchain in toolchains.registry().items():
+        spec = yaml.safe_load((REPO_ROOT / "docker" / name / "toolchain.yaml").read_text()) or {}
+        assert (toolchain.kind == "vendor") == (spec.get("base") == "vendor"), name

@@ -1,13 +1,15 @@
 """`invoke gc`: bound the store by age and size, least recently used first.
 
-Step entries held by a running build (their shared "use" lock) are never
-deleted; blobs and entries are removed whole, never partly.
+What it counts and may remove: step entries, blobs, wheels (each ``wheels/<sha256>/`` folder),
+step logs, and failed steps kept by --keep-failed. Step entries held by a running build (their
+shared "use" lock) are never deleted; everything is removed whole, never partly.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ def parse_age(text: str) -> float:
 
 @dataclass(frozen=True)
 class Item:
-    kind: str  # "step" or "blob"
+    kind: str  # "step", "blob", "wheel", "log" or "failed"
     name: str
     size: int
     last_used: float
@@ -51,7 +53,19 @@ def inventory(store_root: Path) -> list[Item]:
     steps, blobs = StepCache(store_root), BlobStore(store_root)
     items = [Item("step", k, _tree_size(steps.entry_path(k)), steps.entry_path(k).stat().st_mtime) for k in steps.keys()]
     items += [Item("blob", s, blobs.blob_path(s).stat().st_size, blobs.last_used(s)) for s in blobs.shas()]
+    for kind, paths in _loose(store_root).items():
+        items += [Item(kind, str(p), _tree_size(p) if p.is_dir() else p.stat().st_size, p.stat().st_mtime) for p in paths]
     return sorted(items, key=lambda i: i.last_used)
+
+
+def _loose(store_root: Path) -> dict[str, list[Path]]:
+    """The store's other areas, each item a path removed whole: wheels, logs, kept failed steps."""
+    wheels, logs, failed = store_root / "wheels", store_root / "logs", StepCache(store_root).root / ".failed"
+    return {
+        "wheel": sorted(p for p in wheels.iterdir() if p.is_dir()) if wheels.is_dir() else [],
+        "log": sorted(p for p in logs.rglob("*.log") if p.is_file()) if logs.is_dir() else [],
+        "failed": sorted(p for p in failed.iterdir() if p.is_dir()) if failed.is_dir() else [],
+    }
 
 
 def choose(items: list[Item], max_size: int | None, max_age: float | None, now: float) -> list[Item]:
@@ -78,6 +92,11 @@ def collect(store_root: Path, max_size: str | None, max_age: str | None) -> tupl
     for item in choose(inventory(store_root), size, age, time.time()):
         if item.kind == "blob":
             blobs.discard(item.name)
+            removed.append(item)
+            continue
+        if item.kind in ("wheel", "log", "failed"):
+            path = Path(item.name)
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(item)
             continue
         with try_file_lock(steps.locks / f"use-{item.name}.lock") as free, try_file_lock(

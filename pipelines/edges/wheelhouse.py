@@ -60,6 +60,8 @@ def fill_wheelhouse(requirements: Path, wheelhouse: Path, python: str = DEFAULT_
 def _stored(wheelhouse: Path, digest: str) -> Path | None:
     folder = wheelhouse / digest
     files = list(folder.glob("*.whl")) if folder.is_dir() else []
+    if files:
+        os.utime(folder)  # last use, for gc's least-recently-used order
     return files[0] if files else None
 
 
