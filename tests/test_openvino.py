@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 
 from pipelines.commands.build import BuildRequest, build
-from pipelines.core.layout import REPO_ROOT, Layout
+from pipelines.core.layout import Layout
 
-from .conftest import SHARED_STORE
-from .test_pipeline import assert_label_follows_the_figures, mmpose_image, random_weight_recipe, scenes, server  # noqa: F401
+from .test_pipeline import (assert_label_follows_the_figures, checkout_with, mmpose_image, random_weight_recipe,  # noqa: F401
+                            scenes, server)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def ov_checkout(tmp_path_factory) -> Layout:
-    root = tmp_path_factory.mktemp("ov-checkout")
-    (root / "recipes").mkdir()
-    for name in ("base", "mmpose", "calibration", "openvino"):
-        shutil.copytree(REPO_ROOT / "docker" / name, root / "docker" / name)
-    return Layout(root, SHARED_STORE)
+    return checkout_with(tmp_path_factory.mktemp("ov-checkout"), ("mmpose", "calibration", "openvino"))
 
 
 @pytest.mark.parametrize("name", ["face_deeppose", "litehrnet"])  # a regression head and a heatmap one

@@ -68,13 +68,17 @@ def server():
         yield s
 
 
-@pytest.fixture(scope="module")
-def checkout(tmp_path_factory) -> Layout:
-    root = tmp_path_factory.mktemp("checkout")
+def checkout_with(root: Path, toolchains: tuple[str, ...]) -> Layout:
+    """A checkout with an empty recipes/ and only these toolchain folders (the base's too), on the shared store."""
     (root / "recipes").mkdir()
-    for name in ("base", "mmpose", "onnxruntime", "calibration"):
+    for name in ("base", *toolchains):
         shutil.copytree(REPO_ROOT / "docker" / name, root / "docker" / name)
     return Layout(root, SHARED_STORE)
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Layout:
+    return checkout_with(tmp_path_factory.mktemp("checkout"), ("mmpose", "onnxruntime", "calibration"))
 
 
 def localise(name: str, ckpt_url: str, ckpt: bytes, cal_url: str, cal: bytes, limit: str = "100000") -> str:

@@ -13,7 +13,6 @@ import copy
 import functools
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from pipelines.core.layout import SCHEMAS
