@@ -237,3 +237,18 @@ def test_machine_b_builds_a_recipe_from_the_cache_with_no_container(tmp_path, oc
     files_a = {p.relative_to(a.root / folder): p.read_bytes() for p in (a.root / folder).rglob("*") if p.is_file()}
     files_b = {p.relative_to(b.root / folder): p.read_bytes() for p in (b.root / folder).rglob("*") if p.is_file()}
     assert Path("manifest.json") in files_a and files_a == files_b  # byte-identical artifacts and manifests
+
+
+def test_images_with_a_cache_pushes_the_images_it_finds_present(tmp_path, oci_registry, caplog):
+    with LoopbackServer() as server:
+        a = checkout(tmp_path / "a", server)
+    driver = DockerDriver.from_env()
+    imaging.images(a, bootstrap=False)  # made (or found) without the cache
+    registry = Registry(CacheSetting(oci_registry.url))
+    digests = {n: ImageBuilder(driver, a.docker, a.store).digest(load_toolchain(a.docker, n)) for n in ("mmpose", "onnxruntime")}
+    assert not any(registry.has_image(f"{registry.repository('images', n)}:{d}") for n, d in digests.items())
+    with caplog.at_level(logging.INFO, logger="posepipe"):
+        imaging.images(a, bootstrap=False, cache=oci_registry.url)
+    assert all(registry.has_image(f"{registry.repository('images', n)}:{d}") for n, d in digests.items())
+    said = [r.getMessage() for r in caplog.records]
+    assert all(f"image {image_tag(n, d)}: pushed to {oci_registry.url}" in said for n, d in digests.items()), said
