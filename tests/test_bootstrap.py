@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.core.errors import RootlessUnavailable
+from pipelines.core.errors import RootlessUnavailable, UsageError
 from pipelines.core.layout import REPO_ROOT
 from pipelines.edges import bootstrap
 from pipelines.edges.bootstrap import ROOTFS_LABEL, debian_mirror, load_base_spec, make_rootfs, unshare_problems
 from pipelines.edges.docker_driver import DockerDriver
+from pipelines.edges.images import load_toolchain
 
 from .conftest import TEST_TOOLCHAINS, served_recipe, zip_of
 from .httpserver import LoopbackServer, Route
@@ -149,3 +150,28 @@ def test_a_docker_group_user_bootstraps_and_builds_without_root(docker_user, tmp
         finally:
             for tag in sorted(set(driver.tags("posepipe/")) - before, key=lambda t: t.startswith(spec.tag)):
                 driver.remove_image(tag)  # the images on this test's base first, the base last
+
+
+def test_a_toolchain_base_is_the_common_bootstrap_with_more_packages():
+    common = load_base_spec(REPO_ROOT / "docker")
+    own = common.with_packages(("qemu-user-static", "python3"))
+    assert own.include == (*common.include, "qemu-user-static")  # nothing twice, the common packages first
+    assert (own.suite, own.variant, own.arch) == (common.suite, common.variant, common.arch)
+    assert own.digest != common.digest and own.tag != common.tag  # its own tag: the common base is untouched
+    assert common.with_packages(()) is common
+    with pytest.raises(UsageError, match="cannot take extra Debian packages"):
+        bootstrap.BaseSpec("bookworm", "minbase", "amd64", (), image="registry.example/base@sha256:" + "0" * 64).with_packages(("gcc",))
+
+
+def test_a_fetched_image_input_is_part_of_the_image_digest_by_its_sha256(tmp_path):
+    folder = tmp_path / "docker" / "tc"
+    folder.mkdir(parents=True)
+    spec_text = "command: [python3, /x.py]\nfetch:\n  runtime.whl:\n    url: http://127.0.0.1:1/runtime.whl\n    sha256: {}\n"
+    (folder / "toolchain.yaml").write_text(spec_text.format("a" * 64))
+    first = load_toolchain(tmp_path / "docker", "tc")
+    assert first.fetched[0].name == "runtime.whl" and first.files["fetched/runtime.whl"] == "a" * 64
+    (folder / "toolchain.yaml").write_text(spec_text.format("b" * 64))
+    assert load_toolchain(tmp_path / "docker", "tc").files_digest != first.files_digest
+    (folder / "toolchain.yaml").write_text(spec_text.format("abcd1234"))
+    with pytest.raises(UsageError, match=r"fetch\.runtime\.whl needs a url and a full 64-hex sha256"):
+        load_toolchain(tmp_path / "docker", "tc")

@@ -7,7 +7,6 @@ from pipelines.core.cells import Status
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
 from pipelines.edges import store_gc
-from pipelines.edges.bootstrap import load_base_spec
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.edges.images import ImageBuilder, image_tag, load_toolchain
 from pipelines.edges.provisioning import status
@@ -25,7 +24,7 @@ def gc(layout: Layout, max_size: str | None, max_age: str | None, images: bool) 
         builder = ImageBuilder(driver, layout.docker, layout.store)
         specs = [load_toolchain(layout.docker, n) for n in builder.toolchains() if status(n, layout.docker) is Status.READY]
         current = {image_tag(spec.name, builder.digest(spec)) for spec in specs}
-        current.add(load_base_spec(layout.docker).tag)
+        current |= {builder.base_spec(spec.debian).tag for spec in specs} | {builder.base_spec().tag}
         stale = [t for t in driver.tags("posepipe/") if t not in current]
         removed_tags = [t for t in stale if driver.remove_image(t)]
         console.line(f"removed {len(removed_tags)} outdated image tag(s) of {len(stale)}")

@@ -53,6 +53,16 @@ class BaseSpec:
     def tag(self) -> str:
         return f"{BASE_REPOSITORY}:{self.digest[:16]}"
 
+    def with_packages(self, extra: tuple[str, ...]) -> BaseSpec:
+        """The same bootstrap with more Debian packages: a toolchain's own base (a cross compiler,
+        an emulator), made by the same offline mmdebstrap run, so its packages are resolved and
+        pinned exactly as the common base's are."""
+        if not extra:
+            return self
+        if self.image:
+            raise UsageError(f"a configured base image ({self.image}) cannot take extra Debian packages {list(extra)}")
+        return BaseSpec(self.suite, self.variant, self.arch, tuple(dict.fromkeys((*self.include, *extra))))
+
 
 @dataclass(frozen=True)
 class BaseRecord:

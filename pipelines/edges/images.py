@@ -34,11 +34,32 @@ from pipelines.core.digests import sha256_file, sha256_json
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.edges.remote_images import RemoteImages
 from pipelines.core.errors import UsageError
+from pipelines.core.recipe import RemoteFile
 from pipelines.core.layout import REPO_ROOT
 from pipelines.edges.wheelhouse import DEFAULT_PYTHON, fill_wheelhouse
 
 log = logging.getLogger("posepipe")
 SHARED_DIR = REPO_ROOT / "docker" / "common"  # in-image code several toolchains share
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A file an image build takes by sha256 (e.g. a runtime for another architecture): downloaded once
+    into the store by the verified fetcher, never committed, part of the image's digest by its hash."""
+
+    name: str  # its name in the build context's fetched/ folder
+    source: RemoteFile
+
+
+def _fetched(spec_file: Path, data: object) -> tuple[FetchedFile, ...]:
+    if not isinstance(data, dict):
+        raise UsageError(f"{spec_file}: fetch must map file names to {{url, sha256, size}}")
+    out = []
+    for name, entry in sorted(data.items()):
+        if not (isinstance(entry, dict) and {"url", "sha256"} <= entry.keys() and len(str(entry["sha256"])) == 64):
+            raise UsageError(f"{spec_file}: fetch.{name} needs a url and a full 64-hex sha256")
+        out.append(FetchedFile(name, RemoteFile(entry["url"], entry["sha256"], entry.get("size"), kind="vendor")))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,8 @@ class ToolchainSpec:
     shared: tuple[str, ...] = ()  # files of docker/common/ copied into its build context (and its digest)
     python: str = DEFAULT_PYTHON  # the CPython its wheels are for; not Debian's 3.11 means we supply one
     interpreter: Interpreter | None = None  # that supplied CPython, when it was found
+    debian: tuple[str, ...] = ()  # Debian packages beyond the common base's: it stands on a base of its own
+    fetched: tuple[FetchedFile, ...] = ()  # files its build takes by sha256, in the context's fetched/
 
     @property
     def files_digest(self) -> str:
@@ -83,13 +106,18 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
     if interpreter is not None:
         files[f"python/{interpreter.version}"] = interpreter.digest
         version += f" on {interpreter.describe}"
+    debian = tuple(data.get("debian", ()))
+    if debian:  # the manifest's base is the common one; say what this toolchain's adds
+        version += f"; its base adds Debian {', '.join(debian)}"
+    fetched = _fetched(spec_file, data.get("fetch", {}))
+    files.update({f"fetched/{f.name}": f.source.sha256 for f in fetched})
     vendor = provisioning.provisioned(name) if data.get("base") == "vendor" else None
     return ToolchainSpec(
         name, folder, tuple(data["command"]), requirements=data.get("requirements"), files=files,
         version=version,
         contract_test=bool(data.get("contract_test", False)) or bool(vendor and vendor.contract_test),
         base=data.get("base", "bootstrap"), provision=data.get("provision", ""), shared=shared,
-        python=python, interpreter=interpreter,
+        python=python, interpreter=interpreter, debian=debian, fetched=fetched,
     )
 
 
@@ -115,21 +143,25 @@ class ImageBuilder:
         self.store_root = store_root
         self.fresh_base = fresh_base  # re-run mmdebstrap even if the tagged base exists
         self.remote = remote  # a registry to pull missing images from and push built ones to
-        self._base_id: str | None = None
+        self._base_ids: dict[str, str] = {}  # base tag -> image ID, once per builder
         self._shared: set[str] = set()  # tags the remote cache was already made to hold
         self._lock = threading.Lock()
 
-    def base_id(self) -> str:
+    def base_spec(self, extra: tuple[str, ...] = ()) -> BaseSpec:
+        """The common base, or a toolchain's own (the common one with more Debian packages)."""
+        return load_base_spec(self.docker_dir).with_packages(extra)
+
+    def base_id(self, extra: tuple[str, ...] = ()) -> str:
+        spec = self.base_spec(extra)
         with self._lock:  # worker threads ask at once; bootstrap once
-            if self._base_id is None:
-                spec = load_base_spec(self.docker_dir)
+            if spec.tag not in self._base_ids:
                 reuse = not (self.fresh_base or spec.image)  # a configured base image is used as is
-                self._base_id = get_or_make(
+                self._base_ids[spec.tag] = get_or_make(
                     self.store_root / "locks" / f"base-{spec.digest}.lock", f"the base image {spec.tag}",
                     (lambda: self.driver.image_id(spec.tag)) if reuse else (lambda: None),
                     lambda: self._make_base(spec, reuse),
                 )
-            return self._base_id
+            return self._base_ids[spec.tag]
 
     def _make_base(self, spec: BaseSpec, reuse: bool) -> str:
         """Pulled from the remote cache if allowed and there, else bootstrapped here (and pushed)."""
@@ -152,7 +184,7 @@ class ImageBuilder:
     def base_for(self, spec: ToolchainSpec) -> str:
         """Our bootstrapped base, or the vendor image the user provisioned for this toolchain."""
         if spec.base != "vendor":
-            return self.base_id()
+            return self.base_id(spec.debian)
         vendor = provisioning.provisioned(spec.name)
         if vendor is None:
             raise provisioning.not_provisioned(spec.name, spec.provision)
@@ -162,7 +194,7 @@ class ImageBuilder:
     def base_input(self, spec: ToolchainSpec) -> str:
         """What ``spec`` is built on, by content: the bootstrap settings or the provisioned vendor image."""
         if spec.base != "vendor":
-            base = load_base_spec(self.docker_dir)
+            base = self.base_spec(spec.debian)
             return base.image or f"bootstrap:{base.digest}"
         vendor = provisioning.provisioned(spec.name)
         if vendor is None:
@@ -210,14 +242,23 @@ class ImageBuilder:
                 if spec.interpreter is None:
                     raise interpreters.missing(spec.python, spec.name)
                 interpreters.copy_into(spec.interpreter, context / "python")
+            if spec.fetched:
+                fetcher = Fetcher(BlobStore(self.store_root), self.store_root / "toolchain-files.lock")
+                (context / "fetched").mkdir()
+                for f in spec.fetched:
+                    _link_or_copy(fetcher.fetch(f.source, f"{spec.name}: {f.name}").path, context / "fetched" / f.name)
             wheels = context / "wheels"
             wheels.mkdir(exist_ok=True)
             if spec.requirements:
                 for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store_root / "wheels", spec.python):
-                    try:
-                        os.link(wheel, wheels / wheel.name)  # same file system: no copy of GBs
-                    except OSError:
-                        shutil.copy2(wheel, wheels / wheel.name)
+                    _link_or_copy(wheel, wheels / wheel.name)
             return self.driver.build(
                 context, tag, {"BASE_IMAGE": base}, lambda line: log.debug(f"  {line}")
             )
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest)  # same file system: no copy of GBs
+    except OSError:
+        shutil.copy2(source, dest)
