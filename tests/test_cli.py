@@ -128,7 +128,8 @@ def test_invoke_list_shows_toolchain_and_status():
     res = invoke("list", "--recipe", "face_deeppose")
     assert res.returncode == 0, res.stderr
     rows = {line.split("│")[1].strip(): line for line in res.stdout.splitlines() if "│" in line}
-    assert "drpai_tvm" in rows["drpai_cpu"] and "face_deeppose_cpu" in rows["drpai_cpu"]
+    assert "drpai_tvm_cpu" in rows["drpai_cpu"] and "face_deeppose_cpu" in rows["drpai_cpu"]
+    assert rows["drpai_cpu"].rstrip().endswith("ready")  # the open CPU-only mode needs nothing from the user
     assert "not provisioned" in rows["drpai"] and rows["ort_int8"].rstrip().endswith("ready")
     assert "the Docker engine (reachable)" in res.stderr
 

@@ -69,8 +69,8 @@ def test_seed_facts_face_deeppose():
     assert r.model.outputs[0].shape == (1, 98, 2)
     assert r.target("drpai").output == "face_deeppose_pt"
     cpu = r.target("drpai_cpu")
-    assert cpu.output == "face_deeppose_cpu" and cpu.params["mode"] == "cpu_only"
-    assert cpu.params["frontend"] == "torchscript" and "preprocess_runtime" not in cpu.params
+    assert cpu.output == "face_deeppose_cpu" and cpu.toolchain == "drpai_tvm_cpu"
+    assert cpu.params["frontend"] == "torchscript" and cpu.params["product"] == "V2MA"
     assert r.model.checkpoint.sha256 == "92d0ba7f"
 
 
@@ -145,7 +145,7 @@ BAD = [
     ("int8 without calibration", "hrnet_sophon", SOPHON[: SOPHON.index("calibration:")] + SOPHON[SOPHON.index("targets:"):], "targets[2].toolchain", "calibration block"),
     ("addr for other product", "hand_hrnetv2", HAND.replace("product: V2MA", "product: V2L"), "targets[0].addr_map_start", "expected 0x838E0000"),
     ("drpai key on wrong toolchain", "hand_hrnetv2", HAND.replace("    quantize: none\n", "    quantize: none\n    product: V2L\n", 1), "targets[1].product", "unknown key"),
-    ("cpu-only with preprocess", "hand_hrnetv2", HAND.replace("mode: drpai", "mode: cpu_only"), "targets[0].preprocess_runtime", "CPU-only"),
+    ("cpu-only on the vendor toolchain", "hand_hrnetv2", HAND.replace("mode: drpai", "mode: cpu_only"), "targets[0].mode", "drpai"),
     ("crop outside frame", "hand_hrnetv2", HAND.replace("crop: [80, 0, 480, 480]", "crop: [300, 0, 480, 480]"), "targets[0].preprocess_runtime.crop", "does not fit"),
     ("unknown 0.x config", "hrnet_sophon", SOPHON.replace("hrnet_w32_coco_256x192.py", "hrnet_w33_coco_256x192.py", 1), "model.mmpose.config", "did you mean configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py"),
     ("1.x config typo", "hrnet_sophon", SOPHON.replace("configs/body/2d_kpt_sview_rgb_img/topdown_heatmap/coco/hrnet_w32_coco_256x192.py", "configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w48_8xb32-210e_coco-265x192.py", 1), "model.mmpose.config", "did you mean configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrnet-w48_8xb32-210e_coco-256x192.py"),

@@ -77,18 +77,6 @@ def test_drpai_mode_invocation_matches_the_seed(checkout, tmp_path):
         publish(checkout, "face_deeppose", "drpai", tmp_path / "dest", None, None)
 
 
-def test_cpu_only_mode_uses_the_sdk_cross_compiler_and_no_preprocessing(checkout):
-    build(checkout, BuildRequest("face_deeppose", target="drpai_cpu", progress=False))
-    rec = calls(checkout, "face_deeppose", "drpai_cpu")
-    assert one(rec, "relay.build")["target"] == "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
-    cc = one(rec, "cc.cross_compiler")
-    assert cc["compiler"] == "/opt/poky/3.1.21/sysroots/x86_64-pokysdk-linux/usr/bin/aarch64-poky-linux/aarch64-poky-linux-g++"
-    assert cc["options"] == ["--sysroot=/opt/poky/3.1.21/sysroots/aarch64-poky-linux", "-march=armv8-a", "-mtune=cortex-a53"]
-    assert not [r for r in rec if r["call"] in ("PreRuntime", "drp.build")]
-    out = checkout.artifacts / "face_deeppose" / "drpai_cpu" / "face_deeppose_cpu"
-    assert {p.name for p in out.iterdir()} == {"deploy.so", "deploy.json", "deploy.params"}
-
-
 def test_hand_model_crops_the_camera_frame(checkout):
     build(checkout, BuildRequest("hand_hrnetv2", target="drpai", progress=False))
     ops = one(calls(checkout, "hand_hrnetv2", "drpai"), "PreRuntime")["config"]["ops"]

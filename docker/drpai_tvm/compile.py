@@ -8,8 +8,6 @@ addr_map_start, product, input shape and pre-processing, so nothing is edited by
 - DRP-AI mode: from_pytorch([("input0", shape)]) or from_onnx, then drp.build for "arm"
   with {"interpreter": False, "addr_map_start", "toolchain_dir", "sdk_root"}, then
   PreRuntime(config, <out>/preprocess, PRODUCT).
-- CPU-only mode (the seed's TorchScript variant of compile_cpu_only_onnx_model.py): plain
-  relay.build for aarch64 with the SDK's cross compiler; no pre-processing runtime.
 
 The Translator writes into its own folder (output/pp and friends), so each compile works on a
 private writable copy of it. Inputs: /in/params.json, /in/model/model.pt|model.onnx.
@@ -26,7 +24,6 @@ from pathlib import Path
 from posepipe_step import OUT, PARAMS, SETTINGS as S, fail, mean_std
 
 SHAPE = PARAMS["input"]["shape"]
-CPU_TARGET = "llvm -device=arm_cpu -mtriple=aarch64-linux-gnu -mattr=+neon"
 
 
 def environment() -> tuple[str, str]:
@@ -89,33 +86,15 @@ def drpai_mode(translator: str, sdk: str) -> None:
     preprocess_runtime()
 
 
-def cpu_only_mode(sdk: str) -> None:
-    import tvm
-    from tvm import relay
-    from tvm.contrib import cc
-
-    mod, params = frontend()
-    with tvm.transform.PassContext(opt_level=3):
-        lib = relay.build(mod, target=CPU_TARGET, params=params)
-    compiler = f"{sdk}/sysroots/x86_64-pokysdk-linux/usr/bin/aarch64-poky-linux/aarch64-poky-linux-g++"
-    options = [f"--sysroot={sdk}/sysroots/aarch64-poky-linux", "-march=armv8-a", "-mtune=cortex-a53"]
-    lib.export_library(str(OUT / "deploy.so"), fcompile=cc.cross_compiler(compiler, options=options))
-    (OUT / "deploy.json").write_text(lib.get_graph_json())
-    (OUT / "deploy.params").write_bytes(relay.save_param_dict(lib.get_params()))
-
-
 def main() -> None:
     OUT.mkdir(parents=True)
     os.chdir("/tmp")  # PreRuntime writes addr_map.yaml and preprocess.yaml into the working folder
     translator, sdk = environment()
-    if S["mode"] == "drpai":
-        drpai_mode(translator, sdk)
-    else:
-        cpu_only_mode(sdk)
+    drpai_mode(translator, sdk)
     missing = [f for f in ("deploy.so", "deploy.json", "deploy.params") if not (OUT / f).is_file()]
     if missing:
         fail(f"the compile finished without {', '.join(missing)} in {OUT.name}")
-    print(f"drpai_tvm: {OUT.name} ready ({S['mode']} mode, {S['frontend']} frontend)", flush=True)
+    print(f"drpai_tvm: {OUT.name} ready (DRP-AI mode, {S['frontend']} frontend)", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Renesas DRP-AI TVM for RZ/V: deploy.so/.params/.json per target (docker/drpai_tvm/).
+"""Renesas DRP-AI TVM for RZ/V in DRP-AI mode: deploy.so/.params/.json + preprocess/ per target
+(docker/drpai_tvm/; CPU-only mode needs no Translator and is the open ``drpai_tvm_cpu``).
 
 Renesas' per-board table (rzv_drp-ai_tvm ``tutorials/README.md``, v1.0.4 and v1.1.0) gives
 the DRP-AI ``addr_map_start`` of each product. The seeds set 0x438E0000, the RZ/V2MA value,
@@ -31,12 +32,6 @@ class DrpAiTvm(Toolchain):
                 f"0x{got:08X} is not the DRP-AI start address of RZ/{t['product']} "
                 f"(expected 0x{expected:08X}; V2L 0x838E0000, V2M 0xC38E0000, V2MA 0x438E0000)"
             )
-        if t["mode"] == "drpai" and "preprocess_runtime" not in t:
-            yield ("preprocess_runtime",), "DRP-AI mode needs the Pre-processing Runtime input block"
-        if t["mode"] == "cpu_only" and "preprocess_runtime" in t:
-            yield ("preprocess_runtime",), "CPU-only mode has no DRP-AI Pre-processing Runtime; remove this block"
-        if t["mode"] == "cpu_only" and t["frontend"] != "torchscript":
-            yield ("frontend",), "the seed's CPU-only compile uses the TorchScript frontend"
         crop = t.get("preprocess_runtime", {}).get("crop")
         shape_in = t.get("preprocess_runtime", {}).get("shape_in")
         if crop and shape_in and (crop[0] + crop[2] > shape_in[2] or crop[1] + crop[3] > shape_in[1]):
@@ -49,9 +44,10 @@ TOOLCHAIN = DrpAiTvm(
     vendor="Renesas",
     summary="DRP-AI TVM for RZ/V (deploy.so/.params/.json)",
     runner_label="drpai-tvm",
-    target_fields={'description': 'Renesas DRP-AI TVM compile (compile_pytorch_model.py / compile_onnx_model.py / CPU-only).',
-     'required': ['mode', 'frontend', 'product', 'addr_map_start'],
-     'properties': {'mode': {'enum': ['drpai', 'cpu_only']},
+    target_fields={'description': 'Renesas DRP-AI TVM compile in DRP-AI mode (compile_pytorch_model.py / compile_onnx_model.py).',
+     'required': ['mode', 'frontend', 'product', 'addr_map_start', 'preprocess_runtime'],
+     'properties': {'mode': {'description': 'DRP-AI mode (the Translator); CPU-only mode is the open '
+                                            'drpai_tvm_cpu toolchain.', 'const': 'drpai'},
                     'frontend': {'enum': ['torchscript', 'onnx']},
                     'product': {'enum': ['V2L', 'V2M', 'V2MA']},
                     'addr_map_start': {'description': "DRP-AI start address; must be the product's value "

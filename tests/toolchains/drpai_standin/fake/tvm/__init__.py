@@ -1,7 +1,1 @@
-import contextlib
-
-class transform:
-    @staticmethod
-    @contextlib.contextmanager
-    def PassContext(opt_level=None):
-        yield
+"""Stand-in for the parts of Renesas DRP-AI TVM (tvm.relay.mera.drp) the DRP-AI mode step calls."""
