@@ -80,6 +80,10 @@ def test_matrix_has_one_cell_per_target_with_runner_labels():
     assert len(data) == sum(len(load_recipe(p).targets) for p in (REPO_ROOT / "recipes").glob("*.yaml"))
     runners = {(c["toolchain"], c["runner"]) for c in data}
     assert ("onnxruntime", "ubuntu-latest") in runners and ("drpai_tvm", "drpai-tvm") in runners
+    # a cell whose toolchain's wheels need a CPython posepipe supplies asks the runner for it (the workflow reads it)
+    pythons = {c["toolchain"]: c["python"] for c in data}
+    assert pythons["sophgo_tpu_mlir"] == pythons["drpai_tvm_cpu"] == "3.10" and pythons["onnxruntime"] == ""
+    assert "python310: ${{ matrix.python == '3.10' }}" in (WORKFLOWS / "build.yml").read_text()
 
 
 def test_runner_labels_are_configurable(tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
@@ -24,6 +24,7 @@ from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
 from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN
 from pipelines.core.recipe import Recipe, Target
+from pipelines.edges.provisioning import declared_python
 
 MAX_JOBS = 256
 MAX_OUTPUT_BYTES = 1_000_000
@@ -62,7 +63,7 @@ def changed_paths(root: Path, ref: str) -> list[str]:
 def matrix_cells(layout: Layout, changed_since: str | None = None) -> list[Cell]:
     recipes = {r.name: r for r in all_valid(layout)}
     changed = changed_paths(layout.checkout, changed_since) if changed_since else None
-    return [c for c in cells(recipes.values(), runner_labels(layout))
+    return [replace(c, python=declared_python(layout.docker, c.toolchain)) for c in cells(recipes.values(), runner_labels(layout))
             if changed is None or touches(recipes[c.recipe], recipes[c.recipe].target(c.target), changed)]
 
 

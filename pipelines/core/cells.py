@@ -28,6 +28,7 @@ class Cell:
     kind: str
     runner: str
     output: str
+    python: str = ""  # a CPython the runner must offer for posepipe to copy into the image ("" = none)
 
 
 def cells(recipes: Iterable[Recipe], runner_labels: Mapping[str, str]) -> list[Cell]:

@@ -82,6 +82,13 @@ def provisioned(name: str) -> VendorImage | None:
     return entries().get(name)
 
 
+def declared_python(docker_dir: Path, name: str) -> str:
+    """The CPython a toolchain's wheels are for when posepipe supplies it (``python:`` in its
+    toolchain.yaml), else "" (Debian's own)."""
+    spec_file = docker_dir / name / "toolchain.yaml"
+    return str((yaml.safe_load(spec_file.read_text()) or {}).get("python", "")) if spec_file.is_file() else ""
+
+
 def status(name: str, docker_dir: Path) -> Status:
     """Whether a toolchain can build here: its image folder exists, a proprietary one is supplied,
     and the CPython it needs (if not Debian's) is found."""
@@ -90,7 +97,7 @@ def status(name: str, docker_dir: Path) -> Status:
         return Status.NOT_IMPLEMENTED
     if toolchains.get(name).kind == "vendor" and provisioned(name) is None:
         return Status.NOT_PROVISIONED
-    python = (yaml.safe_load(spec_file.read_text()) or {}).get("python")
+    python = declared_python(docker_dir, name)
     if python:
         from pipelines.edges.interpreters import locate  # it reads this module's config path
 
