@@ -9,10 +9,12 @@ import struct
 import pytest
 
 from pipelines.commands.build import BuildRequest, build
+from pipelines.commands.predict import predict
 from pipelines.core.layout import Layout
 
 from .test_pipeline import (assert_label_follows_the_figures, checkout_with, mmpose_image, random_weight_recipe,  # noqa: F401
                             scenes, server)
+from .test_predict import photo_from
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 EM_AARCH64 = 183  # ELF e_machine
@@ -20,7 +22,7 @@ EM_AARCH64 = 183  # ELF e_machine
 
 @pytest.fixture(scope="module")
 def drpai_checkout(tmp_path_factory) -> Layout:
-    return checkout_with(tmp_path_factory.mktemp("drpai-cpu-checkout"), ("mmpose", "calibration", "drpai_tvm_cpu"))
+    return checkout_with(tmp_path_factory.mktemp("drpai-cpu-checkout"), ("mmpose", "calibration", "drpai_tvm_cpu", "onnxruntime"))
 
 
 def test_face_deeppose_cpu_is_compiled_run_under_emulation_and_reproducible(mmpose_image, scenes, server,  # noqa: F811
@@ -59,3 +61,11 @@ def test_face_deeppose_cpu_is_compiled_run_under_emulation_and_reproducible(mmpo
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["reproducibility"]["checked"]
     assert manifest["reproducibility"]["differing_files"] == {s["id"]: [] for s in manifest["steps"]}
+
+    # predict: the aarch64 deploy.so run under emulation by its toolchain's runner finds the keypoints ONNX Runtime
+    # finds on the same photo and box
+    photo, _ = photo_from(scenes, tmp_path / "photo.png")
+    emulated = predict(drpai_checkout, BuildRequest("face_deeppose", "drpai_cpu", progress=False), photo, tmp_path / "cpu.png", "4,4,48,52")
+    ort = predict(drpai_checkout, BuildRequest("face_deeppose", "ort_fp32", progress=False), photo, tmp_path / "ort.png", "4,4,48,52")
+    assert len(emulated["keypoints"]) == 98
+    assert max(abs(a[c] - b[c]) for a, b in zip(emulated["keypoints"], ort["keypoints"]) for c in "xy") <= 0.05

@@ -9,10 +9,12 @@ import re
 import pytest
 
 from pipelines.commands.build import BuildRequest, build
+from pipelines.commands.predict import predict
 from pipelines.core.layout import Layout
 
 from .test_pipeline import (assert_label_follows_the_figures, checkout_with, mmpose_image, random_weight_recipe,  # noqa: F401
                             scenes, server)
+from .test_predict import photo_from, png_size
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -50,6 +52,11 @@ def test_openvino_irs_are_built_checked_and_reproducible(name, mmpose_image, sce
     assert int8["calibration"]["images"] == 8 and int8["accuracy_int8_vs_fp32"]["images"] >= 16
     assert (ov_checkout.artifacts / name / "ov_int8" / f"{name}_ov_int8" / "model.bin").stat().st_size < \
         (ov_checkout.artifacts / name / "ov_fp16" / f"{name}_ov_fp16" / "model.bin").stat().st_size  # INT8 weights
+
+    photo, size = photo_from(scenes, tmp_path / "photo.png")  # the INT8 IR run by its toolchain's runner on a photo
+    found = predict(ov_checkout, BuildRequest(name, "ov_int8", progress=False), photo, tmp_path / "ov.png")
+    assert len(found["keypoints"]) == len(json.loads((out / "decode.json").read_text())["keypoints"])
+    assert png_size(tmp_path / "ov.png") == size
 
     for target in targets:  # every step run again (cached or not) and compared
         build(ov_checkout, BuildRequest(name, target, progress=False, jobs=2, check=True))

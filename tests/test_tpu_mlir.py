@@ -15,12 +15,14 @@ import shutil
 import pytest
 
 from pipelines.commands.build import BuildRequest, build
+from pipelines.commands.predict import predict
 from pipelines.core.layout import REPO_ROOT
 from pipelines.core.plan import export_step_id, plan
 from pipelines.core.recipe import load_recipe
 
 from .httpserver import Route
 from .test_pipeline import checkout, localise, mmpose_image, run_in, scenes, server  # noqa: F401 (module fixtures)
+from .test_predict import photo_from, png_size
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -84,3 +86,8 @@ def test_litehrnet_bmodels_are_compiled_and_simulated(mmpose_image, scenes, serv
     report = json.loads((checkout.artifacts / "litehrnet" / "bm1684_mlir_int8_b1" / "litehrnet_mlir_int8_1b" / "report.json").read_text())
     assert set(report["tool_outputs_sha256"]) == {"litehrnet_mlir_int8_1b.mlir", "litehrnet_mlir_int8_1b_cali_table"}
     assert len(report["simulator_outputs_sha256"]) == 64 and "ASLR" in report["reproducibility"]
+
+    # the bmodel run by its toolchain's runner (the cmodel simulator) on a photo: keypoints drawn
+    photo, size = photo_from(scenes, tmp_path / "photo.png")
+    found = predict(checkout, BuildRequest("litehrnet", "bm1684_mlir_f32_b1", progress=False), photo, tmp_path / "bm.png")
+    assert len(found["keypoints"]) == 17 and png_size(tmp_path / "bm.png") == size

@@ -124,31 +124,34 @@ def twin_check(mod, params, model, inputs, tolerance: float):
                  "images: checks the graph and weights, not the aarch64 code", diff <= tolerance, **figures), figures
 
 
-def emulated_check(model, inputs, tolerance: float):
-    """(b): the shipped deploy.so under qemu-aarch64 (Cortex-A53), loaded by run_graph."""
+def run_emulated(folder: Path, x):
+    """The deploy.* in ``folder`` run on one batch under qemu-aarch64 (Cortex-A53) by run_graph: (outputs, seconds)."""
     import numpy as np
 
-    count = int(S.get("emulated_images", 1))
-    outs, seconds = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, x in enumerate(inputs[:count]):
-            source = Path(tmp) / f"input{i}.f32"
-            source.write_bytes(np.ascontiguousarray(x, np.float32).tobytes())
-            prefix = Path(tmp) / f"image{i}-output"
-            argv = [*EMULATOR, LOADER, RUNTIME, OUT, PARAMS["input"]["name"], source, prefix, *SHAPE]
-            print("+ " + " ".join(map(str, argv)), flush=True)
-            start = time.monotonic()
-            proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
-                                  env={**os.environ, "LD_LIBRARY_PATH": str(RUNTIME.parent)})
-            seconds.append(time.monotonic() - start)
-            print(proc.stdout + proc.stderr, end="", flush=True)
-            if proc.returncode != 0:
-                fail(f"the aarch64 deploy.so did not run under emulation (run_graph exited {proc.returncode})")
-            shapes = [[int(d) for d in line.split()[2:]] for line in proc.stdout.splitlines() if line.startswith("output ")]
-            outs.append([np.fromfile(f"{prefix}{k}.f32", np.float32).reshape(shape) for k, shape in enumerate(shapes)])
+        source, prefix = Path(tmp) / "input.f32", Path(tmp) / "output"
+        source.write_bytes(np.ascontiguousarray(x, np.float32).tobytes())
+        argv = [*EMULATOR, LOADER, RUNTIME, folder, PARAMS["input"]["name"], source, prefix, *SHAPE]
+        print("+ " + " ".join(map(str, argv)), flush=True)
+        start = time.monotonic()
+        proc = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                              env={**os.environ, "LD_LIBRARY_PATH": str(RUNTIME.parent)})
+        seconds = time.monotonic() - start
+        print(proc.stdout + proc.stderr, end="", flush=True)
+        if proc.returncode != 0:
+            fail(f"the aarch64 deploy.so did not run under emulation (run_graph exited {proc.returncode})")
+        shapes = [[int(d) for d in line.split()[2:]] for line in proc.stdout.splitlines() if line.startswith("output ")]
+        return [np.fromfile(f"{prefix}{k}.f32", np.float32).reshape(shape) for k, shape in enumerate(shapes)], seconds
+
+
+def emulated_check(model, inputs, tolerance: float):
+    """(b): the shipped deploy.so under qemu-aarch64 (Cortex-A53), loaded by run_graph."""
+    count = int(S.get("emulated_images", 1))
+    runs = [run_emulated(OUT, x) for x in inputs[:count]]
+    outs = [outputs for outputs, _ in runs]
+    print(f"emulated inference: {sum(s for _, s in runs) / len(runs):.1f} s per image", flush=True)  # in the log: the report stays byte-stable
     reference = reference_outputs(model, inputs[:count])
     diff = max_diff(reference, outs)
-    print(f"emulated inference: {sum(seconds) / len(seconds):.1f} s per image", flush=True)  # in the log: the report stays byte-stable
     figures = {"max_abs_diff": diff, "tolerance": tolerance, "images": count, **agreement(reference, outs),
                "runtime": runtime_description(), "emulator": "qemu-aarch64-static -cpu cortex-a53 (" + tool_version(["qemu-aarch64-static", "--version"]) + ")"}
     return check("the aarch64 deploy.so itself under qemu-aarch64 (Cortex-A53), run by a graph-executor loader with an "

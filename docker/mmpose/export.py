@@ -153,6 +153,7 @@ def decode_metadata(cfg: Config) -> dict:
         "decode": decoding(codec[0] if isinstance(codec, list) else codec),
         "keypoints": [meta["keypoint_id2name"][i] for i in range(meta["num_keypoints"])],
         "flip_indices": list(map(int, meta["flip_indices"])),
+        "skeleton": [[int(a), int(b)] for a, b in meta.get("skeleton_links", [])],  # keypoint index pairs to draw
         "sigmas": [float(s) for s in meta.get("sigmas", [])],
         "dataset": meta.get("dataset_name"),
     }

@@ -17,7 +17,7 @@ from pipelines.core.errors import NotImplementedYet, ToolchainNotProvisioned
 from pipelines.core.layout import Layout
 from pipelines.core.plan import compile_step_id, plan
 from pipelines.core.recipe import Recipe, Target
-from pipelines.core.steps import upstream
+from pipelines.core.steps import Step, upstream
 from pipelines.edges import artifacts, interpreters
 from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.docker_driver import DockerDriver
@@ -67,7 +67,18 @@ def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
     return built
 
 
-def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest) -> dict[str, Path]:
+@dataclass(frozen=True)
+class Prepared:
+    """What running a recipe's targets needs: its inputs fetched, its steps planned, an engine to run them."""
+
+    fetched: dict[str, tuple[str, str]]  # input name -> (url, sha256)
+    steps: list[Step]
+    engine: Engine
+    console: StepConsole
+
+
+def prepare(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest) -> Prepared:
+    """Fetch the inputs ``targets`` need, plan their steps and make the engine (build and predict share it)."""
     options = FetchOptions(locked=req.locked, offline=req.offline, max_bytes=download_cap(req.max_download))
     fetcher = make_fetcher(layout, options, req.progress)
     wanted = recipe_inputs(recipe, calibration=any(t.needs_calibration for t in targets))
@@ -87,7 +98,13 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
         on_line=shown.output, on_start=shown.started, on_done=shown.done,
         remote=registry and RemoteSteps(registry, BlobStore(layout.store), options.source_date_epoch),
     )
-    with shown.session():
+    return Prepared(fetched, steps, engine, shown)
+
+
+def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest) -> dict[str, Path]:
+    prepared = prepare(layout, recipe, targets, req)
+    fetched, steps, engine = prepared.fetched, prepared.steps, prepared.engine
+    with prepared.console.session():
         results = engine.run(steps)
     inputs = {name: {"url": url, "sha256": sha} for name, (url, sha) in fetched.items()}
     commit = posepipe_commit(layout.checkout)

@@ -98,3 +98,17 @@ def _with_combined(recipe: Recipe, targets: tuple[Target, ...]) -> list[Target]:
             out.setdefault(ref, recipe.target(ref))
         out[t.id] = t
     return list(out.values())
+
+
+VIS_FILES = {"PNG": "vis.png", "JPEG": "vis.jpg"}
+
+
+def predict_step(recipe: Recipe, target: Target, photo_sha256: str, box: tuple[int, int, int, int] | None,
+                 image_format: str = "PNG") -> Step:
+    """A step that runs ``target``'s built artifact on one photo in its toolchain's image (the toolchain's
+    runner, Step.script "run"): keypoints.json and the drawn photo (VIS_FILES). Keyed like any step, so a
+    repeat is a cache hit."""
+    params = {"stage": "predict", "target": target.id, "output": target.output, "box": list(box) if box else None,
+              "image_format": image_format, "vis": VIS_FILES[image_format], **_model_facts(recipe, batch(target))}
+    return Step(f"{recipe.name}/{target.id}/predict", target.toolchain, params, f"{recipe.name}/{target.id}/predict",
+                deps=(("artifact", compile_step_id(recipe, target)),), blobs=(("photo", photo_sha256),), script="run")

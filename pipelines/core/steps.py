@@ -24,6 +24,7 @@ class Step:
     deps: tuple[tuple[str, str], ...] = ()  # (input name, step id): outputs mounted at /in/<name>
     blobs: tuple[tuple[str, str], ...] = ()  # (input name, sha256): store blob mounted at /in/<name>
     timeout: float = 3600.0
+    script: str = "command"  # which in-image command of its toolchain runs it: "command" (builds) or "run" (runs an artifact)
 
 
 def step_key(toolchain: str, command: tuple[str, ...], params: Mapping[str, Any], inputs: Mapping[str, str], epoch: int) -> str:

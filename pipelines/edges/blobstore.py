@@ -48,6 +48,15 @@ class BlobStore:
     def _fingerprint_path(self, sha256: str) -> Path:
         return self.root / "blobs" / "verified" / sha256
 
+    def add(self, source: Path) -> str:
+        """A local file (a photo to predict on) copied in under its sha256; its digest."""
+        data = source.read_bytes()  # hashed and stored from one read: a file changing meanwhile cannot mislabel it
+        sha256 = sha256_bytes(data)
+        if self.verified(sha256, len(data)) is None:
+            self.blob_path(sha256).parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(self.blob_path(sha256), data)
+        return sha256
+
     # -- verification
 
     def verified(self, sha256: str, size: int | None, full: bool = False) -> Path | None:

@@ -144,7 +144,7 @@ class Engine:
         image = self.images.ensure(spec)
         inputs = {name: f"step:{deps[name].digest}" for name, _ in step.deps}
         inputs.update({name: f"blob:{sha}" for name, sha in step.blobs})
-        return step_key(image.digest, spec.command, step.params, inputs, self.options.source_date_epoch), image, spec
+        return step_key(image.digest, spec.argv(step.script), step.params, inputs, self.options.source_date_epoch), image, spec
 
     def _execute(self, step: Step, deps: Mapping[str, Entry]) -> Entry:
         t0 = time.monotonic()
@@ -211,7 +211,7 @@ class Engine:
         log_path.write_bytes(b"")
         result = self.driver.run(
             image=image_id,
-            command=list(spec.command),
+            command=list(spec.argv(step.script)),
             mounts=mounts,
             env={"SOURCE_DATE_EPOCH": str(self.options.source_date_epoch), "HOME": "/tmp", "PYTHONUNBUFFERED": "1",
                  "POSEPIPE_TOOLCHAIN": step.toolchain},
@@ -250,7 +250,7 @@ def _failure_message(step: Step, spec: ToolchainSpec, result, log_path: Path, sh
     lines = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL:]
     msg = (
         f"step {step.label} failed: {why}\n"
-        f"  toolchain: {step.toolchain}\n  command: {' '.join(spec.command)}\n  full log: {log_path}\n"
+        f"  toolchain: {step.toolchain}\n  command: {' '.join(spec.argv(step.script))}\n  full log: {log_path}\n"
         f"  last {len(lines)} log lines:\n" + "".join(f"    | {line}\n" for line in lines)
     )
     if shell:

@@ -23,6 +23,7 @@ from pipelines.commands import images as imaging
 from pipelines.commands import keys as keying
 from pipelines.commands import lock as locking
 from pipelines.commands import matrix as matrixing
+from pipelines.commands import predict as predicting
 from pipelines.commands import publish as publishing
 from pipelines.commands import validate as validating
 from pipelines.core.layout import layout
@@ -90,6 +91,28 @@ def build(
         cache_read_only=cache_read_only,
     )
     building.build(layout(), request)
+
+
+@task(
+    help={
+        "recipe": RECIPE,
+        "target": "The target whose artifact runs (it is built first if it is not yet)",
+        "image": "The photo to run it on (JPEG or PNG)",
+        "box": "x,y,w,h: the person's (or face's, hand's) box in photo pixels (default: the whole photo)",
+        "out": "Where to write the photo with the keypoints drawn (.png or .jpg; the keypoints go beside it as .json)",
+        "offline": "Use only the local store; never touch the network",
+        "no_progress": "Plain log lines instead of a progress bar",
+        "verbose": "Stream every step's output here (always kept in the step's log file)",
+        "cache": CACHE,
+    }
+)
+@command
+def predict(c, recipe=None, target=None, image=None, box=None, out="vis.png", offline=False, no_progress=False,
+            verbose=False, cache=None):
+    """Run one target's artifact on a photo in its toolchain's image and draw its keypoints on it."""
+    request = building.BuildRequest(required(recipe, "--recipe"), required(target, "--target"), offline=offline,
+                                    progress=not no_progress, verbose=verbose, cache=cache)
+    predicting.predict(layout(), request, Path(required(image, "--image")), Path(out), box)
 
 
 @task(
