@@ -15,6 +15,7 @@ from pipelines.commands.build import BuildRequest
 from pipelines.commands.predict import parse_box, predict
 from pipelines.core.errors import StepFailed, UsageError
 from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.images import load_toolchain
 
 from .test_pipeline import checkout, mmpose_image, random_weight_recipe, scenes, server  # noqa: F401
 
@@ -80,3 +81,15 @@ def test_a_photo_enters_the_store_by_its_sha256_readable_by_a_steps_user(tmp_pat
     assert sha == hashlib.sha256(photo.read_bytes()).hexdigest() and store.add(photo) == sha
     assert store.blob_path(sha).read_bytes() == photo.read_bytes()
     assert store.blob_path(sha).stat().st_mode & 0o777 == 0o644  # steps run as another user and mount it read-only
+
+
+def test_a_toolchain_without_a_runner_says_it_cannot_run_its_artifacts(tmp_path):
+    folder = tmp_path / "docker" / "tc"
+    folder.mkdir(parents=True)
+    (folder / "toolchain.yaml").write_text("command: [python3, /opt/posepipe/compile.py]\n")
+    spec = load_toolchain(tmp_path / "docker", "tc")
+    assert spec.argv("command") == ("python3", "/opt/posepipe/compile.py")
+    with pytest.raises(UsageError, match="toolchain tc cannot run its artifacts here"):
+        spec.argv("run")
+    (folder / "toolchain.yaml").write_text("command: [python3, /c.py]\nrun: [python3, /opt/posepipe/run.py]\n")
+    assert load_toolchain(tmp_path / "docker", "tc").argv("run") == ("python3", "/opt/posepipe/run.py")
