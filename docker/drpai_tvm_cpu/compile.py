@@ -104,7 +104,7 @@ def reference_outputs(model, inputs):
     return [[o.numpy()] if hasattr(o, "numpy") else [t.numpy() for t in o] for o in outs]
 
 
-def twin_check(mod, params, model, inputs, tolerance: float):
+def twin_check(mod, params, inputs, reference, tolerance: float):
     """(a): the Relay module built for x86-64, run in-process by TVM's graph executor."""
     import tvm
     from tvm.contrib import graph_executor
@@ -117,7 +117,6 @@ def twin_check(mod, params, model, inputs, tolerance: float):
         executor.set_input(PARAMS["input"]["name"], x)
         executor.run()
         outs.append([executor.get_output(i).numpy() for i in range(executor.get_num_outputs())])
-    reference = reference_outputs(model, inputs)
     diff = max_diff(reference, outs)
     figures = {"max_abs_diff": diff, "tolerance": tolerance, **agreement(reference, outs)}
     return check("x86-64 build of the same Relay module (TVM graph executor) vs the TorchScript export, held-out "
@@ -144,13 +143,13 @@ def run_emulated(folder: Path, x):
         return [np.fromfile(f"{prefix}{k}.f32", np.float32).reshape(shape) for k, shape in enumerate(shapes)], seconds
 
 
-def emulated_check(model, inputs, tolerance: float):
+def emulated_check(inputs, reference, tolerance: float):
     """(b): the shipped deploy.so under qemu-aarch64 (Cortex-A53), loaded by run_graph."""
     count = int(S.get("emulated_images", 1))
+    reference = reference[:count]
     runs = [run_emulated(OUT, x) for x in inputs[:count]]
     outs = [outputs for outputs, _ in runs]
     print(f"emulated inference: {sum(s for _, s in runs) / len(runs):.1f} s per image", flush=True)  # in the log: the report stays byte-stable
-    reference = reference_outputs(model, inputs[:count])
     diff = max_diff(reference, outs)
     figures = {"max_abs_diff": diff, "tolerance": tolerance, "images": count, **agreement(reference, outs),
                "runtime": runtime_description(), "emulator": "qemu-aarch64-static -cpu cortex-a53 (" + tool_version(["qemu-aarch64-static", "--version"]) + ")"}
@@ -212,8 +211,9 @@ def main() -> None:
     save_params_sorted(built_params, OUT / "deploy.params")
     print(f"aarch64 compile and export: {time.monotonic() - start:.1f} s", flush=True)
 
-    twin, twin_figures = twin_check(mod, params, model, inputs, tolerance)
-    emulated, emulated_figures = emulated_check(model, inputs, tolerance)
+    reference = reference_outputs(model, inputs)  # the TorchScript export in PyTorch, once for both checks
+    twin, twin_figures = twin_check(mod, params, inputs, reference, tolerance)
+    emulated, emulated_figures = emulated_check(inputs, reference, tolerance)
     report = {
         "tvm": f"{tvm.__version__} (hhb-tvm)", "settings": S,
         "board_contract": board_contract(graph),
