@@ -24,8 +24,7 @@ def photo_from(scenes: Path, dest: Path) -> tuple[Path, tuple[int, int]]:
     with zipfile.ZipFile(scenes / "calibration.zip") as z:
         name = sorted(n for n in z.namelist() if n.endswith(".png"))[0]
         dest.write_bytes(z.read(name))
-    width, height = struct.unpack(">II", dest.read_bytes()[16:24])
-    return dest, (width, height)
+    return dest, png_size(dest)
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -63,7 +63,7 @@ def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
     ready = tuple(t for t in targets if t.id not in blocked)
     built = _build_targets(layout, recipe, ready, req) if ready else {}
     if blocked:
-        raise _blocked_error(layout, recipe, blocked, built)
+        raise blocked_error(layout, recipe, blocked, built)
     return built
 
 
@@ -139,7 +139,7 @@ def _record(layout: Layout, step, entry: Entry) -> manifest_model.StepRecord:
     return manifest_model.StepRecord(step, entry.key, facts["image"], spec.version, spec.contract_test, facts["files"], reports)
 
 
-def _blocked_error(layout: Layout, recipe: Recipe, blocked: dict[str, tuple[str, Status]], built: dict[str, Path]):
+def blocked_error(layout: Layout, recipe: Recipe, blocked: dict[str, tuple[str, Status]], built: dict[str, Path]):
     names = ", ".join(f"{tid} ({tc} {s.value})" for tid, (tc, s) in blocked.items())
     done = f"; built: {', '.join(built)}" if built else "; nothing was built"
     text = f"{recipe.name}: these targets cannot build here: {names}{done}"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from pipelines.cli import console
-from pipelines.commands.build import BuildRequest, _blocked_error, prepare
+from pipelines.commands.build import BuildRequest, blocked_error, prepare
 from pipelines.commands.recipes import load_named, select_targets
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
@@ -48,7 +48,7 @@ def predict(layout: Layout, req: BuildRequest, image: Path, out: Path, box: str 
     recipe = load_named(layout, req.recipe)
     (target,) = select_targets(recipe, req.target)
     if found := blocker(target, layout.docker):
-        raise _blocked_error(layout, recipe, {target.id: found}, {})
+        raise blocked_error(layout, recipe, {target.id: found}, {})
     load_toolchain(layout.docker, target.toolchain).argv("run")  # says so now if its artifacts cannot run here
     step = predict_step(recipe, target, BlobStore(layout.store).add(image), parse_box(box), FORMATS[out.suffix.lower()])
     prepared = prepare(layout, recipe, (target,), req)

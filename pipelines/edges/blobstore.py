@@ -53,7 +53,6 @@ class BlobStore:
         data = source.read_bytes()  # hashed and stored from one read: a file changing meanwhile cannot mislabel it
         sha256 = sha256_bytes(data)
         if self.verified(sha256, len(data)) is None:
-            self.blob_path(sha256).parent.mkdir(parents=True, exist_ok=True)
             write_bytes_atomic(self.blob_path(sha256), data)
         return sha256
 

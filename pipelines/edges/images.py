@@ -30,7 +30,7 @@ from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.fetcher import Fetcher
 from pipelines.edges.fs import get_or_make
 from pipelines.edges.bootstrap import BaseRecord, BaseSpec, base_record, ensure_base, load_base_spec
-from pipelines.core.digests import sha256_file, sha256_json
+from pipelines.core.digests import SHA256_HEX, sha256_file, sha256_json
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.edges.remote_images import RemoteImages
 from pipelines.core.errors import UsageError
@@ -56,7 +56,7 @@ def _fetched(spec_file: Path, data: object) -> tuple[FetchedFile, ...]:
         raise UsageError(f"{spec_file}: fetch must map file names to {{url, sha256, size}}")
     out = []
     for name, entry in sorted(data.items()):
-        if not (isinstance(entry, dict) and {"url", "sha256"} <= entry.keys() and len(str(entry["sha256"])) == 64):
+        if not (isinstance(entry, dict) and {"url", "sha256"} <= entry.keys() and SHA256_HEX.match(str(entry["sha256"]))):
             raise UsageError(f"{spec_file}: fetch.{name} needs a url and a full 64-hex sha256")
         out.append(FetchedFile(name, RemoteFile(entry["url"], entry["sha256"], entry.get("size"), kind="vendor")))
     return tuple(out)
