@@ -33,6 +33,11 @@ class Mount:
     read_only: bool = True
 
 
+def _bind_mounts(mounts: Iterable[Mount]) -> list[docker.types.Mount]:
+    """Bind mounts as the engine's API takes them (one host file may appear at several container paths)."""
+    return [docker.types.Mount(m.container, str(m.host), type="bind", read_only=m.read_only) for m in mounts]
+
+
 @dataclass(frozen=True)
 class RunResult:
     exit_code: int
@@ -177,7 +182,7 @@ class DockerDriver:
     ) -> RunResult:
         """Run one hermetic container to its end; the full log goes to ``log_path``."""
         host_config = self.api.create_host_config(
-            binds={str(m.host): {"bind": m.container, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+            mounts=_bind_mounts(mounts),
             network_mode="none",
             read_only=True,
             tmpfs={"/tmp": "rw,exec,size=2g"},
@@ -232,7 +237,7 @@ class DockerDriver:
         self._remove(failed)
         name = f"posepipe-failed-{failed[:12]}"
         host_config = self.api.create_host_config(
-            binds={str(m.host): {"bind": m.container, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+            mounts=_bind_mounts(mounts),
             network_mode="none",
             tmpfs={"/tmp": "rw,exec,size=2g"},
         )
