@@ -33,7 +33,7 @@ from pipelines.core.steps import Step  # noqa: E402
 from pipelines.edges.docker_driver import DockerDriver, Mount  # noqa: E402
 from pipelines.edges.engine import EngineOptions  # noqa: E402
 from pipelines.edges.images import ImageBuilder, load_toolchain  # noqa: E402
-from tests.conftest import SHARED_STORE, TEST_TOOLCHAINS, make_engine  # noqa: E402
+from tests.conftest import SHARED_STORE, TEST_TOOLCHAINS, make_engine, without_preview  # noqa: E402
 from tests.httpserver import LoopbackServer, Route  # noqa: E402
 
 REAL = ("face_deeppose", "hrnet_sophon")
@@ -76,7 +76,7 @@ def scratch_checkout(root: Path, server: LoopbackServer, names: tuple[str, ...],
         for folder in ("mmpose", "onnxruntime"):
             shutil.copytree(TEST_TOOLCHAINS / "standin", root / "docker" / folder)
     for name in names:
-        text = (ROOT / "recipes" / f"{name}.yaml").read_text()
+        text = without_preview((ROOT / "recipes" / f"{name}.yaml").read_text())
         url = re.search(r"checkpoint:\n\s+url: (\S+)", text).group(1)
         body = random_checkpoint(name, root.parent) if real else f"bench bytes for {url}\n".encode()
         local = server.add(f"/{name}.pth", Route(body))

@@ -153,13 +153,25 @@ def vendor_checkout(tmp_path: Path, monkeypatch, toolchain: str, image: str, rec
         yield Layout(root, tmp_path / "store")
 
 
-def served_recipe(recipe: str, checkpoint: tuple[str, bytes], calibration: tuple[str, bytes]) -> str:
-    """The text of ``recipes/<recipe>.yaml`` with its checkpoint and calibration archive at loopback URLs."""
+def served_recipe(recipe: str, checkpoint: tuple[str, bytes], calibration: tuple[str, bytes],
+                  preview: tuple[str, bytes] | None = None) -> str:
+    """The text of ``recipes/<recipe>.yaml`` with its checkpoint and calibration archive at loopback URLs, and its
+    preview photo too when one is given (else the recipe's preview block is left out: no preview is made)."""
     text = (REPO_ROOT / "recipes" / f"{recipe}.yaml").read_text()
-    for host, (url, data) in ((r"https://download\.openmmlab\.com", checkpoint), (r"http://images\.cocodataset\.org", calibration)):
+    served = [(r"https://download\.openmmlab\.com", checkpoint), (r"http://images\.cocodataset\.org", calibration)]
+    if preview:
+        served.append((r"https://raw\.githubusercontent\.com", preview))
+    else:
+        text = without_preview(text)
+    for host, (url, data) in served:
         text = re.sub(host + r"\S+\n(\s+)sha256: \S+",
                       lambda m: f"{url}\n{m[1]}sha256: {hashlib.sha256(data).hexdigest()}", text)
     return text
+
+
+def without_preview(text: str) -> str:
+    """A recipe's text without its preview block (its photo is on the internet, which tests do not reach)."""
+    return re.sub(r"^preview:\n(?:[ #].*\n|\n)*", "", text, flags=re.M)
 
 
 def zip_of(files: dict[str, bytes]) -> bytes:

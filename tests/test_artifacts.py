@@ -28,13 +28,28 @@ from pipelines.core.layout import Layout
 EPOCH = 315532800
 
 
+PNG_HEADER = b"\x89PNG\r\n\x1a\n"
+EVALUATION = {"set": {"name": "scenes.zip", "annotations": "f" * 64, "images": "f" * 64}, "metrics": [{"type": "NME"}],
+              "dataset": "wflw", "figures": {"NME": 0.0125}, "fp32_export": {"NME": 0.0}, "delta": {"NME": 0.0125},
+              "images": 24, "instances": 30, "inputs": 30, "seconds_per_input": 0.02, "fp32_export_seconds_per_input": 0.05,
+              "artifact_step": "d" * 64, "steps": {"run": "1" * 64, "score": "2" * 64}}
+
+
 def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", check="passed", contract_test=False,
-                  payload=b"model bytes\n", label=None):
+                  payload=b"model bytes\n", label=None, shown=False):
     """A built target as `invoke build` leaves it: files, manifest.json, <target>.tar.gz. Its label is
-    the one its check (``passed``, ``failed`` or ``none``) earns, unless ``label`` forces another."""
+    the one its check (``passed``, ``failed`` or ``none``) earns, unless ``label`` forces another. ``shown``:
+    with a preview picture beside its outputs and an evaluation in its manifest."""
     d = lay.artifacts / recipe / target
     (d / "face_deeppose_ort_fp32").mkdir(parents=True)
     (d / "face_deeppose_ort_fp32" / "model.onnx").write_bytes(payload)
+    extra = {}
+    if shown:
+        (d / manifest.PREVIEW_FILES[0]).write_bytes(PNG_HEADER + b"a preview picture")
+        (d / manifest.PREVIEW_FILES[1]).write_text('{"keypoints": []}')
+        files = {f["path"]: {"size": f["size"], "sha256": f["sha256"]} for f in artifacts.files_of(d) if f["path"] in manifest.PREVIEW_FILES}
+        extra = {"preview": {"photo": {"url": "https://example.invalid/p.jpg", "sha256": "9" * 64}, "box": [1, 2, 3, 4],
+                             "step": "8" * 64, "files": files}, "evaluation": [EVALUATION]}
     (d / "face_deeppose_ort_fp32" / "report.json").write_text('{"accuracy_int8_vs_fp32": {"mean_error_px": 0.4, "p95_error_px": 0.7, "pck_2px": 1.0}}')
     checks = [] if check == "none" else [{"step": f"{recipe}/{target}", "name": "fp32 outputs vs the export",
                                           "passed": check == "passed", "figures": {"max_abs_diff": 1e-6, "tolerance": 1e-4}}]
@@ -52,6 +67,7 @@ def make_artifact(lay: Layout, recipe="face_deeppose", target="ort_fp32", check=
         "reproducibility": {"checked": False},
         "posepipe": {"version": "0.1.0", "commit": "e" * 40},
         "source_date_epoch": EPOCH,
+        **extra,
     }))
     archive.pack(d, d.parent / f"{target}.tar.gz", EPOCH)
     return d
@@ -159,6 +175,31 @@ def test_publish_and_download_over_http(lay, keys, served, tmp_path):
     out = downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(public), False, progress=False)
     assert (out / "face_deeppose_ort_fp32" / "model.onnx").read_bytes() == b"model bytes\n"
     artifacts.check_files(out, artifacts.read(out))
+
+
+def test_the_preview_is_published_beside_the_tarball_and_covered_by_the_signature(lay, keys, served, tmp_path):
+    private, public = keys
+    make_artifact(lay, shown=True)
+    root, url = served
+    publishing.publish(lay, "face_deeppose", "ort_fp32", root, "v1", str(private))
+    entry = json.loads((root / "index.json").read_text())["recipes"]["face_deeppose"]["ort_fp32"]["v1"]
+    assert entry["preview"] == "face_deeppose/ort_fp32/v1/preview.png"
+    picture = (root / entry["preview"]).read_bytes()
+    assert picture == (lay.artifacts / "face_deeppose" / "ort_fp32" / "preview.png").read_bytes()
+    assert entry["evaluation"] == [{"set": "scenes.zip", "figures": {"NME": 0.0125}, "delta": {"NME": 0.0125}}]
+    envelope = json.loads((root / "face_deeppose" / "ort_fp32" / "v1" / "provenance.dsse.json").read_text())
+    subjects = {s["name"]: s["digest"]["sha256"] for s in signing.verify(envelope, signing.load_public(str(public)))["subject"]}
+    assert subjects["preview.png"] == hashlib.sha256(picture).hexdigest()
+    out = downloading.download(lay, "face_deeppose", "ort_fp32", url, tmp_path / "board", None, str(public), False, progress=False)
+    assert (out / "preview.png").read_bytes() == picture  # inside the tarball too, checked against the manifest
+    assert artifacts.read(out)["evaluation"][0]["figures"] == {"NME": 0.0125}
+
+
+def test_an_evaluation_is_kept_only_while_it_scores_the_outputs_in_the_folder(lay):
+    d = make_artifact(lay, shown=True)
+    assert artifacts.evaluations_of(d, "d" * 64) == [EVALUATION]  # the step whose outputs it scored
+    assert artifacts.evaluations_of(d, "0" * 64) == []  # a rebuild with other outputs drops it
+    assert artifacts.evaluations_of(lay.artifacts / "face_deeppose" / "nothing", "d" * 64) == []
 
 
 def test_versions_are_immutable(lay, served, tmp_path):

@@ -51,3 +51,10 @@ def test_tpu_mlir_bench_smoke():
 def test_remote_cache_bench_smoke():
     out = bench("bench/remote_cache_bench.py", "--smoke")
     assert "containers started on machine B: 0" in out and "ratio B/A" in out
+
+
+def test_evaluate_bench_smoke():
+    out = bench("bench/evaluate_bench.py", "--smoke")  # stand-ins: the table's path, no model
+    assert re.search(r"^  export \(PyTorch\) +[\d.]+ +[\d.]+ +1\.00x$", out, re.M), out
+    rows = re.findall(r"^  (ort_\w+) +[\d.]+ +[\d.]+ +\S+ +1 instances, 1 images, label (\S+)$", out, re.M)
+    assert rows == [("ort_fp32", "contract-test"), ("ort_int8", "contract-test")], out

@@ -21,7 +21,7 @@ from pipelines.core.layout import REPO_ROOT, Layout
 from pipelines.core.plan import HELD_OUT, plan
 from pipelines.core.recipe import load_recipe
 
-from .conftest import TEST_TOOLCHAINS
+from .conftest import TEST_TOOLCHAINS, without_preview
 from .httpserver import LoopbackServer, Route
 
 CHECKPOINT = b"not a real checkpoint: bytes served to exercise fetch-by-hash\n" * 100
@@ -55,7 +55,7 @@ def checkout(tmp_path, server) -> Layout:
     shutil.copytree(REPO_ROOT / "docker" / "calibration", root / "docker" / "calibration")
     ckpt_url = server.add("/deeppose_test_checkpoint.pth", Route(CHECKPOINT))
     cal_url = server.add("/val2017.zip", Route(ARCHIVE))
-    text = (REPO_ROOT / "recipes" / "face_deeppose.yaml").read_text()
+    text = without_preview((REPO_ROOT / "recipes" / "face_deeppose.yaml").read_text())
     text = text.replace(
         "https://download.openmmlab.com/mmpose/face/deeppose/deeppose_res50_wflw_256x256-92d0ba7f_20210303.pth",
         ckpt_url,

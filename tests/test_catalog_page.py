@@ -51,7 +51,8 @@ def test_catalog_renders_in_chromium(tmp_path):
     assert CHROMIUM, "Debian's chromium is installed by .ci/run"
     dest = tmp_path / "published"
     for target, check in (("ort_fp32", "passed"), ("ort_int8", "failed")):
-        make_artifact(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), target=target, check=check)
+        make_artifact(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), target=target, check=check,
+                      shown=target == "ort_fp32")
         publishing.publish(Layout(tmp_path / f"repo-{target}", tmp_path / "store"), "face_deeppose", target, dest, "v1", None,
                            allow_unverified=True)
     page = (dest / "index.html").as_uri()
@@ -63,7 +64,10 @@ def test_catalog_renders_in_chromium(tmp_path):
     first = parser.rows[0]
     assert first[4] == "v1" and first[8] == "unsigned" and first[9] == "verified" and "int8 mean error px: 0.4" in first[10]
     assert parser.rows[1][9] == "compiled"  # a failed check: the page says plainly that no check vouches for it
-    assert first[11].startswith("posepipe download --recipe face_deeppose --target ort_fp32 --version v1")
+    assert first[11] == "scenes.zip: NME 0.013 (+0.013 vs FP32)"  # its evaluation beside the FP32 export's
+    assert '<img src="face_deeppose/ort_fp32/v1/preview.png"' in dom.stdout  # its preview, published beside it
+    assert parser.rows[1][11] == "—" and parser.rows[1][12] == "—"  # no evaluation, no preview picture
+    assert first[13].startswith("posepipe download --recipe face_deeppose --target ort_fp32 --version v1")
     shot = tmp_path / "catalog.png"
     res = chromium(f"--screenshot={shot}", "--window-size=1400,500", page)
     assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000

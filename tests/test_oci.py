@@ -28,11 +28,13 @@ def registry(oci_registry):
 def test_publish_and_download_through_an_oci_registry(registry, tmp_path):
     private, public = signing.make_keys(tmp_path / "keys")
     lay = Layout(tmp_path / "repo", tmp_path / "store")
-    make_artifact(lay)
+    make_artifact(lay, shown=True)
     publishing.publish(lay, "face_deeppose", "ort_fp32", registry, "v1", str(private))
     publishing.publish(lay, "face_deeppose", "ort_fp32", registry, "v1", str(private))  # same digest: fine
     out = downloading.download(lay, "face_deeppose", "ort_fp32", registry, tmp_path / "board", None, str(public), False, progress=False)
     assert (out / "face_deeppose_ort_fp32" / "model.onnx").read_bytes() == b"model bytes\n"
+    version = OciRegistry(registry).versions("face_deeppose", "ort_fp32")["v1"]
+    assert version["preview"] == "preview.png" and version["evaluation"][0]["figures"] == {"NME": 0.0125}
 
     _, other = signing.make_keys(tmp_path / "other")
     with pytest.raises(IntegrityError, match="no signature verifies"):

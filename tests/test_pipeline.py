@@ -81,10 +81,12 @@ def checkout(tmp_path_factory) -> Layout:
     return checkout_with(tmp_path_factory.mktemp("checkout"), ("mmpose", "onnxruntime", "calibration"))
 
 
-def localise(name: str, ckpt_url: str, ckpt: bytes, cal_url: str, cal: bytes, limit: str = "100000") -> str:
+def localise(name: str, ckpt_url: str, ckpt: bytes, cal_url: str, cal: bytes, limit: str = "100000",
+             preview: tuple[str, bytes] | None = None) -> str:
     """The real recipe with its downloads served over loopback and the INT8 gate set to ``limit``
-    (random weights have no meaningful INT8 error: opened by default, shut by a test that needs it)."""
-    text = served_recipe(name, (ckpt_url, ckpt), (cal_url, cal))
+    (random weights have no meaningful INT8 error: opened by default, shut by a test that needs it);
+    its preview photo too when one is given (else it has none)."""
+    text = served_recipe(name, (ckpt_url, ckpt), (cal_url, cal), preview)
     text = text.replace('select: "val2017/*.jpg"', 'select: "scenes/*.png"')
     text = re.sub(r"count: \d+", "count: 8", text)
     text = re.sub(r"max_keypoint_error_px: \S+", f"max_keypoint_error_px: {limit}", text)
@@ -92,7 +94,7 @@ def localise(name: str, ckpt_url: str, ckpt: bytes, cal_url: str, cal: bytes, li
 
 
 def random_weight_recipe(name: str, mmpose_image: str, scenes: Path, server: LoopbackServer, tmp_path: Path,
-                         limit: str = "100000") -> tuple[str, list]:
+                         limit: str = "100000", preview: bytes | None = None) -> tuple[str, list]:
     """The real recipe ``name`` served over loopback with a random-weight checkpoint of its model
     (made in the mmpose image) and the synthetic scenes as calibration set: its text, and the
     checkpoint's seeded output statistics."""
@@ -104,7 +106,8 @@ def random_weight_recipe(name: str, mmpose_image: str, scenes: Path, server: Loo
     run_in(mmpose_image, "make_checkpoint.py", [export.params["mmpose"]["config_1x"], "7", shape, form], out, tmp_path / "ckpt.log")
     ckpt, cal = (out / "checkpoint.pth").read_bytes(), (scenes / "calibration.zip").read_bytes()
     tag = f"{name}-{tmp_path.name}"
-    text = localise(name, server.add(f"/{tag}.pth", Route(ckpt)), ckpt, server.add(f"/{tag}-scenes.zip", Route(cal)), cal, limit)
+    shown = (server.add(f"/{tag}-preview.jpg", Route(preview)), preview) if preview else None
+    text = localise(name, server.add(f"/{tag}.pth", Route(ckpt)), ckpt, server.add(f"/{tag}-scenes.zip", Route(cal)), cal, limit, shown)
     return text, json.loads((out / "reference.json").read_text())
 
 

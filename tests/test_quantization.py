@@ -38,8 +38,8 @@ GATE_MESSAGE = {"onnxruntime": ("accuracy gate: mean keypoint error",),
 ERRORS = {"onnxruntime": "accuracy_int8_vs_fp32", "sophgo_tpu_mlir": "simulator_vs_fp32_export"}
 
 
-def run_toolchain(name: str, params: dict, inputs: list[Mount], work: Path) -> tuple[int, Path]:
-    """One container of a real toolchain, the way the engine runs it."""
+def run_toolchain(name: str, params: dict, inputs: list[Mount], work: Path, script: str = "command") -> tuple[int, Path]:
+    """One container of a real toolchain, the way the engine runs it (``script``: which of its commands)."""
     driver = DockerDriver.from_env()
     spec = load_toolchain(REPO_ROOT / "docker", name)
     image = ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).ensure(spec).id
@@ -49,7 +49,7 @@ def run_toolchain(name: str, params: dict, inputs: list[Mount], work: Path) -> t
         os.chown(out, 1000, 1000)
     (work / "params.json").write_text(json.dumps(params))
     res = driver.run(
-        image=image, command=list(spec.command),
+        image=image, command=list(spec.argv(script)),
         mounts=[Mount(work / "params.json", "/in/params.json"), *inputs, Mount(out, "/out", False)],
         env={"SOURCE_DATE_EPOCH": "315532800"}, label=f"test/{name}", log_path=work / "log", on_line=lambda line: None, timeout=900,
     )

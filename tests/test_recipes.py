@@ -154,6 +154,12 @@ BAD = [
     ("ov fp16 without max_abs_diff", "litehrnet", LITE.replace("    precision: FP16\n    max_abs_diff: 0.02\n", "    precision: FP16\n", 1), "targets[5].max_abs_diff", "required field is missing"),
     ("ov int8 without a limit", "litehrnet", LITE.replace("    preset: performance\n    max_keypoint_error_px: 2.0\n", "    preset: performance\n", 1), "targets[6].max_keypoint_error_px", "required field is missing"),
     ("ov bad precision", "litehrnet", LITE.replace("precision: FP16", "precision: BF16", 1), "targets[5].precision", "one of 'FP32', 'FP16', 'INT8'"),
+    # the labelled set and the preview photo are inputs like any other: fetched by hash, read as told
+    ("evaluation without images", "litehrnet", LITE.replace("  images:\n    url: http://images.cocodataset.org/zips/val2017.zip\n    sha256: unpinned\n", "", 1), "evaluation.images", "required field is missing"),
+    ("evaluation member leaves the archive", "litehrnet", LITE.replace("annotations_member: annotations/", "annotations_member: ../", 1), "evaluation.annotations_member", "must not contain '..'"),
+    ("evaluation limit of 0", "litehrnet", LITE.replace("limit: 500", "limit: 0", 1), "evaluation.limit", "minimum"),
+    ("preview box of three", "litehrnet", LITE.replace("box: [280, 44, 219, 347]", "box: [280, 44, 219]", 1), "preview.box", "at least 4"),
+    ("preview photo unhashed", "litehrnet", LITE.replace("    sha256: 83981537a7baeafbeb9c8cb67b3484dc26433f574b3685d021fa537e277e4726\n", "", 1), "preview.photo.sha256", "required field is missing"),
     ("yaml syntax", "hrnet_sophon", SOPHON.replace("targets:", "targets: [", 1), "", "YAML"),
     ("empty file", "hrnet_sophon", "", "", "empty"),
     ("only comments", "hrnet_sophon", "# nothing\n", "", "no YAML document"),

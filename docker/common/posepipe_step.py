@@ -77,22 +77,45 @@ def load_image(data):
     return normalise(Image.open(io.BytesIO(data)).convert("RGB").resize((w, h), Image.BILINEAR))
 
 
-def keypoints(outputs):
-    """(N, K, 2) keypoints in input pixels (heatmaps: arg-max scaled by the stride; regression: x*W, y*H;
-    SimCC: the arg-max bin of each axis over the bins per pixel, MMPose's simcc_split_ratio)."""
+def decode(outputs):
+    """The model's outputs as MMPose's codecs decode them: (keypoints (N, K, 2) in input pixels, scores (N, K)).
+
+    Heatmaps (MSRAHeatmap): the arg-max of each channel, moved 0.25 heatmap pixel towards the higher
+    neighbour on each axis (refine_keypoints), times input size / heatmap size; the score is the maximum,
+    and a keypoint whose maximum is not above 0 is placed at -1 heatmap pixel, as MMPose places it.
+    Regression (RegressionLabel): (x, y) in 0..1 of the input, times its size; score 1. SimCC
+    (SimCCLabel): the arg-max bin of each axis over the bins per pixel (simcc_split_ratio); the score is
+    the smaller of the two maxima."""
     import numpy as np
 
     _, _, h, w = PARAMS["input"]["shape"]
     first = outputs[0]
     if PARAMS["task"] == "topdown_simcc":  # outputs: simcc_x (N, K, W*ratio), simcc_y (N, K, H*ratio)
         x, y = outputs[0], outputs[1]
-        return np.stack([x.argmax(-1) * w / x.shape[-1], y.argmax(-1) * h / y.shape[-1]], axis=-1).astype(np.float32)
+        points = np.stack([x.argmax(-1) * (w / x.shape[-1]), y.argmax(-1) * (h / y.shape[-1])], axis=-1).astype(np.float32)
+        scores = np.minimum(x.max(-1), y.max(-1)).astype(np.float32)
+        return np.where((scores > 0)[..., None], points, np.float32(-1)), scores
     if first.ndim == 3:  # regression head: normalised (x, y)
-        return first * np.array([w, h], np.float32)
+        return (first[..., :2] * np.array([w, h], np.float32)).astype(np.float32), np.ones(first.shape[:2], np.float32)
     n, k, hh, ww = first.shape
-    flat = first.reshape(n, k, -1).argmax(-1)
-    ys, xs = np.divmod(flat, ww)
-    return np.stack([(xs + 0.5) * w / ww, (ys + 0.5) * h / hh], axis=-1)
+    maps = first.reshape(n * k, hh, ww)
+    flat = maps.reshape(n * k, -1)
+    ys, xs = np.divmod(flat.argmax(-1), ww)
+    scores = flat.max(-1)
+    xs, ys = np.where(scores > 0, xs, -1), np.where(scores > 0, ys, -1)
+    rows = np.arange(n * k)
+    inside_x = (xs > 1) & (xs < ww - 1) & (ys > 0) & (ys < hh)  # MMPose's own bounds for each axis
+    inside_y = (ys > 1) & (ys < hh - 1) & (xs > 0) & (xs < ww)
+    cx, cy = np.clip(xs, 1, ww - 2), np.clip(ys, 1, hh - 2)
+    dx = np.where(inside_x, maps[rows, np.clip(ys, 0, hh - 1), cx + 1] - maps[rows, np.clip(ys, 0, hh - 1), cx - 1], 0)
+    dy = np.where(inside_y, maps[rows, cy + 1, np.clip(xs, 0, ww - 1)] - maps[rows, cy - 1, np.clip(xs, 0, ww - 1)], 0)
+    points = np.stack([xs + 0.25 * np.sign(dx), ys + 0.25 * np.sign(dy)], axis=-1) * np.array([w / ww, h / hh])
+    return points.reshape(n, k, 2).astype(np.float32), scores.reshape(n, k).astype(np.float32)
+
+
+def keypoints(outputs):
+    """(N, K, 2) keypoints in input pixels, decoded as MMPose decodes (``decode``): what accuracy gates compare."""
+    return decode(outputs)[0]
 
 
 def agreement(reference, candidate):

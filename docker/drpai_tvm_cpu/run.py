@@ -6,7 +6,7 @@ from posepipe_predict import ARTIFACT, predict
 
 
 def main() -> None:
-    predict(lambda x: run_emulated(ARTIFACT, x)[0])
+    predict(lambda batches: (run_emulated(ARTIFACT, x)[0] for x in batches))
 
 
 if __name__ == "__main__":

@@ -42,14 +42,26 @@ def allow_checkpoint_metadata() -> None:
     torch.serialization.add_safe_globals([np.core.multiarray.scalar, np.dtype, *dtypes])
 
 
+def load_config() -> Config:
+    """The recipe's MMPose 1.x config from the installed package, its registries' scope set up."""
+    cfg = Config.fromfile(str(Path(mmpose.__file__).parent / ".mim" / PARAMS["mmpose"]["config_1x"]))
+    init_default_scope(cfg.get("default_scope", "mmpose"))
+    return cfg
+
+
+def pose_meta(cfg: Config) -> dict:
+    """The dataset meta the config's test set uses (keypoint names, flips, skeleton, sigmas, dataset name)."""
+    dataset = cfg.test_dataloader.dataset
+    return parse_pose_metainfo(dataset.get("metainfo") or DATASETS.get(dataset.type).METAINFO)
+
+
 def build_model() -> tuple[Config, torch.nn.Module, int]:
     """Config.fromfile -> init_default_scope -> MODELS.build, as mmpose.apis.init_model does
     (mmpose.apis itself imports torchvision, which has no working CPU build for torch 2.13)."""
-    cfg = Config.fromfile(str(Path(mmpose.__file__).parent / ".mim" / PARAMS["mmpose"]["config_1x"]))
+    cfg = load_config()
     if "init_cfg" in cfg.model.backbone:
         cfg.model.backbone.init_cfg = None  # no pretrained download
     cfg.model.train_cfg = None
-    init_default_scope(cfg.get("default_scope", "mmpose"))
     model = MODELS.build(mmcv_ops_stub.own_scope(cfg.model))
     allow_checkpoint_metadata()
     ckpt = torch.load("/in/checkpoint", map_location="cpu", weights_only=True)
@@ -140,8 +152,7 @@ def decoding(codec: dict) -> dict:
 
 def decode_metadata(cfg: Config) -> dict:
     """What a board app needs to turn raw outputs into keypoints without MMPose."""
-    dataset = cfg.test_dataloader.dataset
-    meta = parse_pose_metainfo(dataset.get("metainfo") or DATASETS.get(dataset.type).METAINFO)
+    meta = pose_meta(cfg)
     codec = cfg.get("codec") or {}
     codec = json.loads(json.dumps(codec.to_dict() if hasattr(codec, "to_dict") else codec, default=str))
     return {

@@ -8,7 +8,7 @@ def main() -> None:
 
     session = ort.InferenceSession(str(ARTIFACT / "model.onnx"), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    predict(lambda x: session.run(None, {name: x}))
+    predict(lambda batches: (session.run(None, {name: x}) for x in batches))
 
 
 if __name__ == "__main__":

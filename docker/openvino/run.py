@@ -10,9 +10,10 @@ def main() -> None:
 
     compiled = ov.Core().compile_model(str(ARTIFACT / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
-    def run(x):
-        result = compiled(x)
-        return [result[out] for out in compiled.outputs]
+    def run(batches):
+        for x in batches:
+            result = compiled(x)
+            yield [result[out] for out in compiled.outputs]
 
     predict(run)
 

@@ -42,6 +42,7 @@ import re
 import shutil
 import struct
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,8 +121,7 @@ def outputs_digest(simulated: list[dict[str, np.ndarray]]) -> str:
 
 def simulate(bmodel: Path, input_name: str, batches: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The bmodel's outputs for each batch from the cmodel simulator, all in one simulate.py process."""
-    sim = WORK / "simulated"
-    sim.mkdir()
+    sim = Path(tempfile.mkdtemp(prefix="simulated", dir=WORK))  # a runner simulates once per chunk of a labelled set
     shutil.copy2(bmodel, sim / bmodel.name)  # the simulator writes a folder beside the bmodel it runs
     pairs = []
     for i, batch in enumerate(batches):

@@ -6,7 +6,7 @@ from posepipe_predict import ARTIFACT, PARAMS, predict
 
 def main() -> None:
     WORK.mkdir()
-    predict(lambda x: list(simulate(ARTIFACT / f"{NET}.bmodel", PARAMS["input"]["name"], [x])[0].values()))
+    predict(lambda batches: [list(out.values()) for out in simulate(ARTIFACT / f"{NET}.bmodel", PARAMS["input"]["name"], batches)])
 
 
 if __name__ == "__main__":

@@ -42,3 +42,12 @@ def required(value: str | None, flag: str) -> str:
     if not value:
         raise UsageError(f"{flag} is required (see `invoke --help TASK`)")
     return value
+
+
+def whole_number(value: str | None, flag: str) -> int | None:
+    """An optional option that must be a whole number above 0 when given."""
+    if value is None:
+        return None
+    if not str(value).isdigit() or int(value) < 1:
+        raise UsageError(f"{flag} {value!r}: give a whole number above 0")
+    return int(value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from pipelines.core.steps import Step
 # Logs and pipes get a wide fixed width so tables are not cut to 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+PROGRESS = re.compile(r"progress (\d+/\d+ .*)")  # what a long step prints of its progress (e.g. a runner on a labelled set)
 
 
 def plain() -> bool:
@@ -98,6 +100,7 @@ class StepConsole:
         self.verbose = verbose
         _logger.setLevel(logging.DEBUG if verbose else logging.INFO)  # DEBUG: image build lines
         self._running: dict[str, float] = {}
+        self._progress: dict[str, str] = {}  # a step's last "progress N/M what" line, shown beside it
         self._lock = threading.Lock()
         self._live: Live | None = None
 
@@ -119,7 +122,7 @@ class StepConsole:
         now = time.monotonic()
         with self._lock:
             for label, t0 in self._running.items():
-                table.add_row("[yellow]running[/]", label, f"{now - t0:5.0f} s")
+                table.add_row("[yellow]running[/]", label, f"{now - t0:5.0f} s", self._progress.get(label, ""))
         return table
 
     def started(self, step: Step) -> None:
@@ -131,10 +134,14 @@ class StepConsole:
     def output(self, step: Step, text: str) -> None:
         if self.verbose:
             err.print(f"[{step.label}] {text}", markup=False)
+        if found := PROGRESS.match(text):
+            with self._lock:
+                self._progress[step.label] = found[1]
 
     def done(self, step: Step, ran: bool, seconds: float) -> None:
         with self._lock:
             self._running.pop(step.label, None)
+            self._progress.pop(step.label, None)
         how = "ran   " if ran else "cached"
         err.print(f"{how}  {step.label}  {seconds:.1f} s", markup=False)
 
@@ -149,3 +156,16 @@ def build_summary(recipe: str, built: list[Built], ran: int, cached: int, pulled
         table.add_row(b.target, b.label, b.folder, figures)
     out.print(table)
     line(counts)
+
+
+def evaluation_table(recipe: str, data: str, head: list[str], rows: list[list[str]], reported: dict[str, float]) -> None:
+    """One recipe's artifacts scored side by side on one labelled set (and what its seed document reports)."""
+    table = Table(title=f"{recipe} on {data}", title_justify="left", show_edge=False, pad_edge=False)
+    for col in head:
+        table.add_column(col, justify="left" if col == "artifact" else "right")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    if reported:
+        line("seed document reports (its own checkpoint, on its full set): "
+             + ", ".join(f"{k} {v:g}" for k, v in reported.items()))

@@ -14,8 +14,10 @@ from pipelines.core import manifest as manifest_model
 from pipelines.core.catalog_page import figures
 from pipelines.core.cells import Status
 from pipelines.core.errors import NotImplementedYet, ToolchainNotProvisioned
+from pipelines.core import evaluation
 from pipelines.core.layout import Layout
-from pipelines.core.plan import compile_step_id, plan
+from pipelines.core.plan import (REFERENCE, Column, LabelledData, compile_step_id, evaluation_columns, evaluation_steps,
+                                 plan, predict_step)
 from pipelines.core.recipe import Recipe, Target
 from pipelines.core.steps import Step, upstream
 from pipelines.edges import artifacts, interpreters
@@ -61,7 +63,7 @@ def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
     for tid, (toolchain, s) in blocked.items():
         console.note(f"skip    {recipe.name}/{tid}: toolchain {toolchain} is {s.value}")
     ready = tuple(t for t in targets if t.id not in blocked)
-    built = _build_targets(layout, recipe, ready, req) if ready else {}
+    built = build_targets(layout, recipe, ready, req).placed if ready else {}
     if blocked:
         raise blocked_error(layout, recipe, blocked, built)
     return built
@@ -73,17 +75,29 @@ class Prepared:
 
     fetched: dict[str, tuple[str, str]]  # input name -> (url, sha256)
     steps: list[Step]
+    previews: dict[str, Step]  # target id -> the step running it on the recipe's preview photo
     engine: Engine
     console: StepConsole
 
 
+def runnable(layout: Layout, target: Target) -> bool:
+    """Whether the target's toolchain can run its artifacts here (a runner in its toolchain.yaml)."""
+    return bool(load_toolchain(layout.docker, target.toolchain).run)
+
+
+def fetch_options(req: BuildRequest) -> FetchOptions:
+    return FetchOptions(locked=req.locked, offline=req.offline, max_bytes=download_cap(req.max_download))
+
+
 def prepare(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest) -> Prepared:
-    """Fetch the inputs ``targets`` need, plan their steps and make the engine (build and predict share it)."""
-    options = FetchOptions(locked=req.locked, offline=req.offline, max_bytes=download_cap(req.max_download))
-    fetcher = make_fetcher(layout, options, req.progress)
+    """Fetch the inputs ``targets`` need, plan their steps and their previews, and make the engine (build,
+    predict and evaluate share it)."""
+    fetcher = make_fetcher(layout, fetch_options(req), req.progress)
     wanted = recipe_inputs(recipe, calibration=any(t.needs_calibration for t in targets))
     fetched = {name: (rf.url, fetcher.fetch(rf, label).sha256) for name, (label, rf) in wanted.items()}
     steps = plan(recipe, targets, fetched["checkpoint"][1], fetched["calibration"][1] if "calibration" in fetched else None)
+    previews = {t.id: predict_step(recipe, t, fetched["preview"][1], recipe.preview.box)
+                for t in targets if recipe.preview and runnable(layout, t)}
     driver = DockerDriver.from_env()
     shown = StepConsole(verbose=req.verbose)
     options = EngineOptions(jobs=req.jobs, no_cache=req.no_cache, keep_failed=req.keep_failed, mem_limit=req.memory,
@@ -98,25 +112,44 @@ def prepare(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: Bu
         on_line=shown.output, on_start=shown.started, on_done=shown.done,
         remote=registry and RemoteSteps(registry, BlobStore(layout.store), options.source_date_epoch),
     )
-    return Prepared(fetched, steps, engine, shown)
+    return Prepared(fetched, steps, previews, engine, shown)
 
 
-def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest) -> dict[str, Path]:
+@dataclass(frozen=True)
+class Outcome:
+    """What a build placed, and the evaluation it ran (when it was asked to score a labelled set)."""
+
+    placed: dict[str, Path]
+    evaluation: dict[str, dict] | None  # column (REFERENCE or target id) -> its scores
+    predictions: dict[str, Path]  # column -> its runner's predictions.json, in the store
+
+
+def build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: BuildRequest,
+                  data: LabelledData | None = None) -> Outcome:
+    """Run ``targets``' steps and their previews (with ``data``, also their evaluation on that labelled set,
+    beside the FP32 export's) and place each target under artifacts/ with its manifest."""
     prepared = prepare(layout, recipe, targets, req)
-    fetched, steps, engine = prepared.fetched, prepared.steps, prepared.engine
+    fetched, engine = prepared.fetched, prepared.engine
+    columns = evaluation_columns(recipe, targets, data) if data else []
+    steps = [*prepared.steps, *prepared.previews.values(),
+             *evaluation_steps(recipe, prepared.steps, columns, fetched["checkpoint"][1])]
     with prepared.console.session():
         results = engine.run(steps)
     inputs = {name: {"url": url, "sha256": sha} for name, (url, sha) in fetched.items()}
+    scores = {c.name: _scored(c, results) for c in columns}
     commit = posepipe_commit(layout.checkout)
     base = engine.images.base().as_json()
     placed, summary = {}, []
     for t in targets:
-        records = [_record(layout, s, results[s.id]) for s in upstream(steps, compile_step_id(recipe, t))]
-        manifest = manifest_model.assemble(recipe, t, records, inputs, engine.stats.differs if req.check else None,
-                                           commit, engine.options.source_date_epoch, base)
+        final = results[compile_step_id(recipe, t)]
         dest = layout.artifacts / recipe.name / t.id
-        artifacts.place(results[compile_step_id(recipe, t)].outputs, dest, manifest_model.render(manifest),
-                        engine.options.source_date_epoch)
+        records = [_record(layout, s, results[s.id]) for s in upstream(steps, compile_step_id(recipe, t))]
+        preview, beside = _preview(prepared.previews.get(t.id), results, inputs, t)
+        evaluated = ([evaluation.record(data.as_json(), scores[REFERENCE], scores[t.id], final.key)] if data
+                     else artifacts.evaluations_of(dest, final.key))  # kept while they score these very outputs
+        manifest = manifest_model.assemble(recipe, t, records, inputs, engine.stats.differs if req.check else None,
+                                           commit, engine.options.source_date_epoch, base, preview, evaluated)
+        artifacts.place(final.outputs, dest, manifest_model.render(manifest), engine.options.source_date_epoch, beside)
         placed[t.id] = dest
         summary.append(Built(t.id, manifest["label"], str(dest.relative_to(layout.checkout) if dest.is_relative_to(layout.checkout) else dest),
                              figures(manifest)))
@@ -125,7 +158,28 @@ def _build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], 
     for step_id, files in sorted(engine.stats.differs.items()):
         verdict = f"NOT reproducible: {', '.join(files)} differ" if files else "reproducible"
         console.line(f"check {step_id}: {verdict}")
-    return placed
+    found = {c.name: next(results[c.run.id].outputs.rglob("predictions.json")) for c in columns}
+    return Outcome(placed, scores if data else None, found)
+
+
+def _scored(column: Column, results: dict[str, Entry]) -> dict:
+    """A column's scores (score.json) with its runner's timing (timing.json) and the keys of both steps."""
+    score = json.loads((results[column.score.id].outputs / "score.json").read_text())
+    timing = json.loads(next(results[column.run.id].outputs.rglob("timing.json")).read_text())
+    return {**score, "inputs": timing["inputs"], "seconds_per_input": timing["seconds_per_input"],
+            "steps": {"run": results[column.run.id].key, "score": results[column.score.id].key}}
+
+
+def _preview(step: Step | None, results: dict[str, Entry], inputs: dict, target: Target) -> tuple[dict | None, dict[str, Path]]:
+    """The manifest's preview section and the files to place beside the target's outputs (none: no preview)."""
+    if step is None:
+        return None, {}
+    entry = results[step.id]
+    facts = json.loads((entry.path / "manifest.json").read_text())["files"]
+    produced = {manifest_model.PREVIEW_FILES[0]: f"{target.output}/{step.params['vis']}", manifest_model.PREVIEW_FILES[1]: f"{target.output}/keypoints.json"}
+    section = {"photo": inputs["preview"], "box": step.params["box"], "step": entry.key,
+               "files": {name: dict(facts[source]) for name, source in produced.items()}}
+    return section, {name: entry.outputs / source for name, source in produced.items()}
 
 
 def _record(layout: Layout, step, entry: Entry) -> manifest_model.StepRecord:

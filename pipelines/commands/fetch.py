@@ -12,12 +12,19 @@ from pipelines.edges.fetcher import Fetcher, FetchOptions, FetchResult
 from pipelines.edges.store_gc import parse_size
 
 
-def recipe_inputs(recipe: Recipe, calibration: bool) -> dict[str, tuple[str, RemoteFile]]:
-    """{"checkpoint"|"calibration": (label, file)}: the checkpoint and, if asked and present, the calibration archive."""
+def recipe_inputs(recipe: Recipe, calibration: bool, evaluation: bool = False) -> dict[str, tuple[str, RemoteFile]]:
+    """{name: (label, file)}: the checkpoint, the preview photo if the recipe names one, and, if asked and
+    present, the calibration archive ("calibration") and the labelled set ("annotations", "images")."""
     inputs = {"checkpoint": (f"{recipe.name}: checkpoint {recipe.model.checkpoint.file_name}", recipe.model.checkpoint)}
+    if recipe.preview:
+        inputs["preview"] = (f"{recipe.name}: preview photo {recipe.preview.photo.file_name}", recipe.preview.photo)
     if calibration and recipe.calibration:
         archive = recipe.calibration.archive
         inputs["calibration"] = (f"{recipe.name}: calibration {archive.file_name}", archive)
+    if evaluation and recipe.evaluation:
+        for name in ("annotations", "images"):
+            rf = getattr(recipe.evaluation, name)
+            inputs[name] = (f"{recipe.name}: evaluation {name} {rf.file_name}", rf)
     return inputs
 
 
@@ -35,6 +42,7 @@ def fetch_recipe_inputs(
     recipe: str | None,
     *,
     calibration: bool,
+    evaluation: bool = False,
     locked: bool,
     offline: bool,
     verify: bool,
@@ -46,7 +54,7 @@ def fetch_recipe_inputs(
     fetcher = make_fetcher(layout, options, progress)
     results = []
     for r in recipes:
-        for label, rf in recipe_inputs(r, calibration).values():
+        for label, rf in recipe_inputs(r, calibration, evaluation).values():
             res = fetcher.fetch(rf, label)
             how = "downloaded" if res.downloaded else "in store"
             console.line(f"ok  {label}: {how}, {res.size} bytes, sha256 {res.sha256}")

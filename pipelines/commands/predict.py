@@ -15,7 +15,7 @@ from pipelines.commands.build import BuildRequest, blocked_error, prepare
 from pipelines.commands.recipes import load_named, select_targets
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
-from pipelines.core.plan import VIS_FILES, predict_step
+from pipelines.core.plan import VIS_FILES, compare_step, predict_step, reference_export
 from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.fs import write_bytes_atomic
 from pipelines.edges.images import load_toolchain
@@ -37,8 +37,9 @@ def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
-def predict(layout: Layout, req: BuildRequest, image: Path, out: Path, box: str | None = None) -> dict:
-    """Write ``out`` (the photo with the keypoints drawn) and ``out`` with .json (the keypoints); return the latter."""
+def predict(layout: Layout, req: BuildRequest, image: Path, out: Path, box: str | None = None, compare: bool = False) -> dict:
+    """Write ``out`` (the photo with the keypoints drawn) and ``out`` with .json (the keypoints); return the latter.
+    With ``compare``, the FP32 export runs on the same crop too and both are drawn (the export's as rings)."""
     if req.target is None:
         raise UsageError("--target is required: predict runs one target's artifact")
     if out.suffix.lower() not in FORMATS:
@@ -52,13 +53,16 @@ def predict(layout: Layout, req: BuildRequest, image: Path, out: Path, box: str 
     load_toolchain(layout.docker, target.toolchain).argv("run")  # says so now if its artifacts cannot run here
     step = predict_step(recipe, target, BlobStore(layout.store).add(image), parse_box(box), FORMATS[out.suffix.lower()])
     prepared = prepare(layout, recipe, (target,), req)
+    shown = compare_step(recipe, target, step) if compare else step
+    extra = [*reference_export(recipe, prepared.steps, prepared.fetched["checkpoint"][1]), shown] if compare else []
     with prepared.console.session():
-        results = prepared.engine.run([*prepared.steps, step])
-    produced = results[step.id].outputs / target.output
+        results = prepared.engine.run([*prepared.steps, step, *extra])
+    produced = results[shown.id].outputs / shown.params["output"]
     keypoints = json.loads((produced / "keypoints.json").read_text())
     out.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out, (produced / VIS_FILES[FORMATS[out.suffix.lower()]]).read_bytes())
     write_bytes_atomic(out.with_suffix(".json"), (produced / "keypoints.json").read_bytes())
-    console.line(f"{recipe.name}/{target.id}: {len(keypoints['keypoints'])} keypoints drawn on {out} "
+    versus = f", {keypoints['mean_distance_px']} px on average from the FP32 export's (rings)" if compare else ""
+    console.line(f"{recipe.name}/{target.id}: {len(keypoints['keypoints'])} keypoints drawn on {out}{versus} "
                  f"(keypoints in {out.with_suffix('.json')})")
     return keypoints

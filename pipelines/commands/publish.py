@@ -7,6 +7,7 @@ Layout under DEST::
     <recipe>/<target>/<version>/<target>.tar.gz  the reproducible tarball
     <recipe>/<target>/<version>/manifest.json    its manifest (also inside the tarball)
     <recipe>/<target>/<version>/provenance.dsse.json   DSSE envelope, when signed
+    <recipe>/<target>/<version>/preview.png      the artifact's keypoints on the recipe's photo, when it has one
 
 Versions are immutable: the same version with other bytes is refused. Only what earned its
 label is published: contract-test artifacts never, compiled (unverified) ones only with
@@ -33,6 +34,8 @@ from pipelines.core.provenance import ENVELOPE, statement
 from pipelines.edges import archive, artifacts, signing
 from pipelines.edges.fs import file_lock, replace_dir, staging_dir, write_bytes_atomic
 from pipelines.edges.oci import OciRegistry
+
+PREVIEW = manifest_model.PREVIEW_FILES[0]  # the picture the catalog shows, published beside the tarball (also inside it)
 
 
 def publish(layout: Layout, recipe: str, target: str | None, dest: Path | str, version: str | None, key: str | None,
@@ -70,9 +73,12 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
     tar_sha, tar_size = sha256_file(tarball)
     manifest_bytes = (target_dir / manifest_model.NAME).read_bytes()
     version = version or f"sha-{tar_sha[:12]}"
+    preview = target_dir / PREVIEW if PREVIEW in {f["path"] for f in manifest["files"]} else None  # checked above
     envelope = None
     if key:
         subjects = {tarball.name: tar_sha, manifest_model.NAME: sha256_bytes(manifest_bytes)}
+        if preview:
+            subjects[PREVIEW] = sha256_file(preview)[0]
         envelope = signing.sign(statement(subjects, manifest), signing.load_private(key))
     entry = {
         "sha256": tar_sha,
@@ -85,6 +91,7 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
         "toolchain": manifest["target"]["toolchain"],
         "label": label,
         "verification": catalog_page.figures(manifest),
+        "evaluation": catalog_page.evaluations(manifest),
     }
     signed = "signed" if envelope else "unsigned (no signing key configured)"
     if str(dest).startswith("oci://"):
@@ -94,7 +101,10 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
             (Path(tmp) / manifest_model.NAME).write_bytes(manifest_bytes)
             if envelope:
                 (Path(tmp) / ENVELOPE).write_bytes(canonical_json(envelope) + b"\n")
-            ref = registry.push(Path(tmp), recipe, target, version, {**entry, "tarball": tarball.name})
+            if preview:
+                shutil.copyfile(preview, Path(tmp) / PREVIEW)
+            shown = {"preview": PREVIEW} if preview else {}
+            ref = registry.push(Path(tmp), recipe, target, version, {**entry, **shown, "tarball": tarball.name})
         console.line(f"ok  {recipe}/{target} {version} -> {ref} ({signed})")
         return version
     dest = Path(dest)
@@ -114,8 +124,11 @@ def _publish_one(target_dir: Path, tarball: Path, recipe: str, target: str, dest
             (staged / manifest_model.NAME).write_bytes(manifest_bytes)
             if envelope:
                 (staged / ENVELOPE).write_bytes(canonical_json(envelope) + b"\n")
+            if preview:
+                shutil.copyfile(preview, staged / PREVIEW)
             replace_dir(staged, final)
-        _add_to_index(dest, recipe, target, version, {**entry, "tarball": f"{recipe}/{target}/{version}/{tarball.name}"})
+        shown = {"preview": f"{recipe}/{target}/{version}/{PREVIEW}"} if preview else {}
+        _add_to_index(dest, recipe, target, version, {**entry, **shown, "tarball": f"{recipe}/{target}/{version}/{tarball.name}"})
     console.line(f"ok  {recipe}/{target} {version} -> {final} ({signed})")
     return version
 

@@ -6,7 +6,7 @@ import html
 import time
 from typing import Any
 
-from pipelines.core import toolchains
+from pipelines.core import evaluation, toolchains
 
 
 def figures(manifest: dict[str, Any]) -> dict[str, float]:
@@ -19,6 +19,33 @@ def figures(manifest: dict[str, Any]) -> dict[str, float]:
             if name.rsplit("/", 1)[0] == step["id"]:
                 out.update(toolchains.get(step["toolchain"]).figures(report))
     return out
+
+
+def evaluations(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The headline scores of each evaluation the manifest records, and their differences to the FP32 export."""
+    out = []
+    for e in manifest.get("evaluation", []):
+        shown = evaluation.headline(e["figures"])
+        out.append({"set": e["set"]["name"], "figures": {k: e["figures"][k] for k in shown},
+                     "delta": {k: e["delta"][k] for k in shown if k in e["delta"]}})
+    return out
+
+
+def _evaluation_cell(entry: dict[str, Any]) -> str:
+    lines = [
+        f"{html.escape(e['set'])}: " + ", ".join(
+            f"{html.escape(k)} {v:.3f}" + (f" ({e['delta'][k]:+.3f} vs FP32)" if k in e["delta"] else "")
+            for k, v in e["figures"].items())
+        for e in entry.get("evaluation", [])
+    ]
+    return "<br>".join(lines) or "&mdash;"
+
+
+def _preview_cell(entry: dict[str, Any]) -> str:
+    if "preview" not in entry:
+        return "&mdash;"
+    src = html.escape(entry["preview"])
+    return f'<a href="{src}"><img src="{src}" alt="keypoints found by this artifact" width="160"></a>'
 
 
 def _size(n: int) -> str:
@@ -40,10 +67,12 @@ def render(index: dict[str, Any]) -> str:
                     f"<td><code>{e['sha256'][:16]}&hellip;</code></td>"
                     f"<td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(e['published']))} UTC</td>"
                     f"<td>{'signed' if e['signed'] else 'unsigned'}</td><td>{html.escape(e.get('label', 'unknown'))}</td><td>{figs}</td>"
+                    f"<td>{_evaluation_cell(e)}</td><td>{_preview_cell(e)}</td>"
                     f'<td><code class="cmd">{html.escape(cmd)}</code></td></tr>'
                 )
     head = "".join(f"<th>{h}</th>" for h in ("recipe", "target", "toolchain", "folder", "version", "size", "sha256",
-                                               "published", "signature", "label", "verification", "download"))
+                                               "published", "signature", "label", "verification", "evaluation",
+                                               "preview", "download"))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>posepipe artifacts</title>
 <style>

@@ -24,6 +24,7 @@ from pipelines.core.steps import Step
 
 SCHEMA_PATH = SCHEMAS / "manifest.schema.json"
 NAME = "manifest.json"
+PREVIEW_FILES = ("preview.png", "preview.json")  # beside a target's outputs: its keypoints drawn on the recipe's photo
 
 
 @functools.cache
@@ -85,24 +86,34 @@ class StepRecord:
 def assemble(
     recipe: Recipe, target: Target, records: list[StepRecord], inputs: Mapping[str, Mapping[str, str]],
     differs: Mapping[str, list[str]] | None, commit: str, epoch: int, base: Mapping[str, str | None],
+    preview: Mapping[str, Any] | None = None, evaluation: list[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The manifest of ``target``, whose folder holds exactly the last record's outputs."""
+    """The manifest of ``target``, whose folder holds exactly the last record's outputs, plus the ``preview``
+    files (the artifact run on the recipe's photo) when there are any."""
     final = records[-1]
     checks = [c for r in records for rep in r.reports.values() for c in labels.checks_in(r.step.id, rep)]
+    files = {p: final.files[p] for p in final.files if p != NAME}
+    files.update(preview["files"] if preview else {})
+    used = {"checkpoint", *(("calibration",) if target.needs_calibration else ()), *(("preview",) if preview else ())}
+    extra: dict[str, Any] = {}
+    if preview:
+        extra["preview"] = dict(preview)
+    if evaluation:
+        extra["evaluation"] = [dict(e) for e in evaluation]
     return {
         "schema_version": 1,
         "label": labels.earned(any(r.contract_test for r in records), final.step.id, checks),
         "checks": [c.as_json() for c in checks],
         "recipe": {"name": recipe.name, "digest": recipe.digest},
         "target": {"id": target.id, "toolchain": target.toolchain, "output": target.output, "params": plain(target.params)},
-        "inputs": {k: dict(v) for k, v in inputs.items() if k == "checkpoint" or target.needs_calibration},
+        "inputs": {k: dict(v) for k, v in inputs.items() if k in used},
         "base": dict(base),  # the Debian base every bootstrapped image stands on, by its rootfs digest
         "toolchains": sorted(
             ({"name": r.step.toolchain, "version": r.toolchain_version, "image": r.image} for r in records),
             key=lambda t: (t["name"], t["image"]),
         ),
         "steps": [{"id": r.step.id, "toolchain": r.step.toolchain, "key": r.key, "params": plain(r.step.params)} for r in records],
-        "files": [{"path": p, **final.files[p]} for p in sorted(final.files) if p != NAME],
+        "files": [{"path": p, **files[p]} for p in sorted(files)],
         "verification": {f"{r.step.id}/{name}": dict(rep) for r in records for name, rep in sorted(r.reports.items())},
         "reproducibility": {"checked": False} if differs is None else {
             "checked": True,
@@ -110,4 +121,5 @@ def assemble(
         },
         "posepipe": {"version": version(), "commit": commit},
         "source_date_epoch": epoch,
+        **extra,
     }

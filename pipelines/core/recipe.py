@@ -37,7 +37,7 @@ class RemoteFile:
     sha256: str
     size: int | None = None
     mirrors: tuple[str, ...] = ()
-    kind: str = "checkpoint"  # checkpoint | calibration | vendor | artifact: picks the download cap
+    kind: str = "checkpoint"  # checkpoint | calibration | dataset | vendor | artifact: picks the download cap
     max_size: int | None = None  # cap for a download of unknown size, instead of the kind's default
 
     @property
@@ -96,6 +96,25 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class LabelledSet:
+    """A labelled set (COCO keypoints JSON and its images) that `posepipe evaluate` scores targets on."""
+
+    annotations: RemoteFile
+    images: RemoteFile
+    annotations_member: str = ""  # the JSON's path inside the annotations archive; "" when the file is the JSON
+    images_prefix: str = ""  # folder in the images archive the JSON's file names are relative to
+    limit: int | None = None  # the first N labelled images by id; None: all
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The sample photo each runnable target is run on at build time, and the person's box in it."""
+
+    photo: RemoteFile
+    box: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     """One deployable artifact. ``params`` are the toolchain-specific fields, frozen."""
 
@@ -122,6 +141,8 @@ class Recipe:
     export: ExportSpec
     targets: tuple[Target, ...]
     calibration: Calibration | None
+    evaluation: LabelledSet | None
+    preview: Preview | None
     seed_document: str | None
     seed_reported: Mapping[str, float | str]
     path: Path
@@ -327,6 +348,11 @@ def _build(data: dict[str, Any], path: Path) -> Recipe:
     export = ExportSpec(e["opset"], e.get("tolerance", 1e-4), e.get("simplify", "none"))
     cal = data.get("calibration")
     calibration = Calibration(_remote(cal["archive"], "calibration"), cal["select"], cal["count"]) if cal else None
+    ev = data.get("evaluation")
+    evaluation = LabelledSet(_remote(ev["annotations"], "dataset"), _remote(ev["images"], "dataset"),
+                             ev.get("annotations_member", ""), ev.get("images_prefix", ""), ev.get("limit")) if ev else None
+    pv = data.get("preview")
+    preview = Preview(_remote(pv["photo"], "dataset"), tuple(pv["box"]) if "box" in pv else None) if pv else None
     targets = []
     for t in data["targets"]:
         params = toolchains.get(t["toolchain"]).normalise({k: v for k, v in t.items() if k not in _TARGET_COMMON})
@@ -339,6 +365,8 @@ def _build(data: dict[str, Any], path: Path) -> Recipe:
         export=export,
         targets=tuple(targets),
         calibration=calibration,
+        evaluation=evaluation,
+        preview=preview,
         seed_document=seed.get("document"),
         seed_reported=FrozenDict(seed.get("reported", {})),
         path=path,

@@ -24,7 +24,8 @@ class Step:
     deps: tuple[tuple[str, str], ...] = ()  # (input name, step id): outputs mounted at /in/<name>
     blobs: tuple[tuple[str, str], ...] = ()  # (input name, sha256): store blob mounted at /in/<name>
     timeout: float = 3600.0
-    script: str = "command"  # which in-image command of its toolchain runs it: "command" (builds) or "run" (runs an artifact)
+    script: str = "command"  # which in-image command of its toolchain runs it: "command" (builds), "run" (runs an
+    # artifact on photos) or "score" (scores a runner's predictions)
 
 
 def step_key(toolchain: str, command: tuple[str, ...], params: Mapping[str, Any], inputs: Mapping[str, str], epoch: int) -> str:

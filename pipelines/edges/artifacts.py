@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,19 @@ def up_to_date(target_dir: Path, manifest_bytes: bytes) -> bool:
         return False
 
 
-def place(outputs: Path, target_dir: Path, manifest_bytes: bytes, epoch: int) -> bool:
-    """Make ``target_dir`` a copy of ``outputs`` plus the manifest, and pack its tarball; False if already so."""
+def evaluations_of(target_dir: Path, artifact_step: str) -> list[dict[str, Any]]:
+    """The evaluations the placed manifest records of these very outputs (the step ``artifact_step`` made);
+    none when there is no sound manifest, or its evaluations scored other outputs."""
+    try:
+        placed = read(target_dir)
+    except IntegrityError:
+        return []
+    return [e for e in placed.get("evaluation", []) if e["artifact_step"] == artifact_step]
+
+
+def place(outputs: Path, target_dir: Path, manifest_bytes: bytes, epoch: int, beside: Mapping[str, Path] | None = None) -> bool:
+    """Make ``target_dir`` a copy of ``outputs`` and the files ``beside`` (name -> source) plus the manifest,
+    and pack its tarball; False if already so."""
     if up_to_date(target_dir, manifest_bytes):
         return False
     record = _record_path(target_dir)
@@ -71,6 +83,8 @@ def place(outputs: Path, target_dir: Path, manifest_bytes: bytes, epoch: int) ->
     with staging_dir(target_dir) as staged:
         folder = staged / "folder"
         shutil.copytree(outputs, folder)
+        for name, source in (beside or {}).items():
+            shutil.copyfile(source, folder / name)
         (folder / manifest_model.NAME).write_bytes(manifest_bytes)
         archive.pack(folder, staged / tarball.name, epoch)
         replace_dir(folder, target_dir)

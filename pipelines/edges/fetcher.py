@@ -42,7 +42,7 @@ from pipelines.core.recipe import RemoteFile
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Largest download of unknown size per kind of input: above any real one, far below a full disk.
-DEFAULT_CAPS = {"checkpoint": 4 << 30, "calibration": 64 << 30, "vendor": 256 << 30, "artifact": 64 << 30}
+DEFAULT_CAPS = {"checkpoint": 4 << 30, "calibration": 64 << 30, "dataset": 64 << 30, "vendor": 256 << 30, "artifact": 64 << 30}
 DISK_HEADROOM = 256 << 20  # left free after a download of known size
 
 

@@ -67,7 +67,8 @@ class ToolchainSpec:
     name: str
     folder: Path
     command: tuple[str, ...]  # argv of the in-image step script
-    run: tuple[str, ...] = ()  # argv of its in-image runner (runs a built artifact on a photo); () if it cannot here
+    run: tuple[str, ...] = ()  # argv of its in-image runner (runs a built artifact on photos); () if it cannot here
+    score: tuple[str, ...] = ()  # argv of its in-image scorer of a runner's predictions (the export toolchain's)
     requirements: str | None = None  # hashed requirements file inside the folder
     version: str = "unversioned"  # what the toolchain is, for manifests (e.g. "mmpose 1.3.2")
     contract_test: bool = False  # a test stand-in: its artifacts are labelled and never publishable
@@ -85,10 +86,12 @@ class ToolchainSpec:
         return sha256_json(self.files)
 
     def argv(self, script: str) -> tuple[str, ...]:
-        """The in-image command a step names (Step.script)."""
-        if script == "run" and not self.run:
-            raise UsageError(f"toolchain {self.name} cannot run its artifacts here (its toolchain.yaml has no run command)")
-        return self.run if script == "run" else self.command
+        """The in-image command a step names (Step.script: "command", "run" or "score")."""
+        argv = {"command": self.command, "run": self.run, "score": self.score}[script]
+        if not argv:
+            what = "run its artifacts here" if script == "run" else "score predictions"
+            raise UsageError(f"toolchain {self.name} cannot {what} (its toolchain.yaml has no {script} command)")
+        return argv
 
 
 def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
@@ -120,7 +123,7 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
     files.update({f"fetched/{f.name}": f.source.sha256 for f in fetched})
     vendor = provisioning.provisioned(name) if data.get("base") == "vendor" else None
     return ToolchainSpec(
-        name, folder, tuple(data["command"]), run=tuple(data.get("run", ())), requirements=data.get("requirements"), files=files,
+        name, folder, tuple(data["command"]), run=tuple(data.get("run", ())), score=tuple(data.get("score", ())), requirements=data.get("requirements"), files=files,
         version=version,
         contract_test=bool(data.get("contract_test", False)) or bool(vendor and vendor.contract_test),
         base=data.get("base", "bootstrap"), provision=data.get("provision", ""), shared=shared,

@@ -23,13 +23,14 @@ class OciRegistry:
 
     ``oci://HOST[:PORT]/NAMESPACE``: each artifact version is the tag ``<target>-<version>`` of
     the repository ``NAMESPACE/<recipe>``, an OCI artifact whose layers are the tarball, the
-    manifest and the signature envelope and whose annotations carry what index.json holds.
+    manifest, the signature envelope and the preview picture (when there is one) and whose
+    annotations carry what index.json holds.
     Plain HTTP is used for loopback registries only.
     """
 
     ARTIFACT_TYPE = "application/vnd.posepipe.artifact.v1"
     MEDIA = {".tar.gz": "application/vnd.posepipe.tarball.v1.tar+gzip", manifest_model.NAME: "application/vnd.posepipe.manifest.v1+json",
-             ENVELOPE: "application/vnd.dsse.envelope.v1+json"}
+             ENVELOPE: "application/vnd.dsse.envelope.v1+json", ".png": "image/png"}
 
     def __init__(self, url: str):
         self.host, self.namespace = parse_oci_url(url)

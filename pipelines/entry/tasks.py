@@ -13,10 +13,11 @@ import functools
 from invoke import Collection
 from invoke import task as invoke_task
 
-from pipelines.cli.adapter import HelpfulTask, command, required
+from pipelines.cli.adapter import HelpfulTask, command, required, whole_number
 from pipelines.commands import build as building
 from pipelines.commands import clean as cleaning
 from pipelines.commands import download as downloading
+from pipelines.commands import evaluate as evaluating
 from pipelines.commands import fetch as fetching
 from pipelines.commands import gc as collecting
 from pipelines.commands import images as imaging
@@ -100,6 +101,7 @@ def build(
         "image": "The photo to run it on (JPEG or PNG)",
         "box": "x,y,w,h: the person's (or face's, hand's) box in photo pixels (default: the whole photo)",
         "out": "Where to write the photo with the keypoints drawn (.png or .jpg; the keypoints go beside it as .json)",
+        "compare": "Also run the FP32 export on the same crop and draw its keypoints as rings beside the target's",
         "offline": "Use only the local store; never touch the network",
         "no_progress": "Plain log lines instead of a progress bar",
         "verbose": "Stream every step's output here (always kept in the step's log file)",
@@ -107,18 +109,45 @@ def build(
     }
 )
 @command
-def predict(c, recipe=None, target=None, image=None, box=None, out="vis.png", offline=False, no_progress=False,
+def predict(c, recipe=None, target=None, image=None, box=None, out="vis.png", compare=False, offline=False, no_progress=False,
             verbose=False, cache=None):
     """Run one target's artifact on a photo in its toolchain's image and draw its keypoints on it."""
     request = building.BuildRequest(required(recipe, "--recipe"), required(target, "--target"), offline=offline,
                                     progress=not no_progress, verbose=verbose, cache=cache)
-    predicting.predict(layout(), request, Path(required(image, "--image")), Path(out), box)
+    predicting.predict(layout(), request, Path(required(image, "--image")), Path(out), box, compare)
+
+
+@task(
+    iterable=["target"],
+    help={
+        "recipe": RECIPE,
+        "target": "Target to score; repeat for several (default: every target that can run here)",
+        "data": "A labelled set: a zip or tar holding annotations.json (COCO keypoints) and its images "
+                "(default: the recipe's evaluation set, fetched by sha256)",
+        "limit": "Score only the first N labelled images (by id)",
+        "predictions": "Also write each artifact's keypoints to this folder as COCO keypoint results (<target>.json)",
+        "jobs": "Steps to run in parallel (default: number of cores)",
+        "offline": "Use only the local store; never touch the network",
+        "no_progress": "Plain log lines instead of a progress bar",
+        "verbose": "Stream every step's output here (always kept in the step's log file)",
+        "cache": CACHE,
+    }
+)
+@command
+def evaluate(c, recipe=None, target=None, data=None, limit=None, predictions=None, jobs=0, offline=False, no_progress=False,
+             verbose=False, cache=None):
+    """Score a recipe's targets on a labelled set beside the FP32 export (MMPose's own metrics); record it in their manifests."""
+    request = building.BuildRequest(required(recipe, "--recipe"), jobs=jobs, offline=offline, progress=not no_progress,
+                                    verbose=verbose, cache=cache)
+    evaluating.evaluate(layout(), request, target or None, Path(data) if data else None, whole_number(limit, "--limit"),
+                        Path(predictions) if predictions else None)
 
 
 @task(
     help={
         "recipe": RECIPE + " (default: all recipes)",
         "calibration": "Also fetch the recipe's calibration archive",
+        "evaluation": "Also fetch the recipe's labelled evaluation set",
         "locked": "Refuse inputs whose full sha256 is not in recipes/checkpoints.lock (CI)",
         "offline": "Use only the local store and name any missing blob",
         "verify": "Re-hash store hits fully instead of trusting the stat cache",
@@ -127,10 +156,11 @@ def predict(c, recipe=None, target=None, image=None, box=None, out="vis.png", of
     }
 )
 @command
-def fetch(c, recipe=None, calibration=False, locked=False, offline=False, verify=False, no_progress=False, max_download=None):
-    """Fetch checkpoints (and calibration sets) by sha256 into the content-addressed store."""
+def fetch(c, recipe=None, calibration=False, evaluation=False, locked=False, offline=False, verify=False, no_progress=False,
+          max_download=None):
+    """Fetch checkpoints (and calibration and evaluation sets) by sha256 into the content-addressed store."""
     fetching.fetch_recipe_inputs(
-        layout(), recipe, calibration=calibration, locked=locked, offline=offline, verify=verify,
+        layout(), recipe, calibration=calibration, evaluation=evaluation, locked=locked, offline=offline, verify=verify,
         progress=not no_progress, max_download=max_download,
     )
 
