@@ -82,8 +82,10 @@ def test_matrix_has_one_cell_per_target_with_runner_labels():
     assert ("onnxruntime", "ubuntu-latest") in runners and ("drpai_tvm", "drpai-tvm") in runners
     # a cell whose toolchain's wheels need a CPython posepipe supplies asks the runner for it (the workflow reads it)
     pythons = {c["toolchain"]: c["python"] for c in data}
-    assert pythons["sophgo_tpu_mlir"] == pythons["drpai_tvm_cpu"] == "3.10" and pythons["onnxruntime"] == ""
-    assert "python310: ${{ matrix.python == '3.10' }}" in (WORKFLOWS / "build.yml").read_text()
+    assert pythons["sophgo_tpu_mlir"] == pythons["drpai_tvm_cpu"] == "3.10" and pythons["litert"] == "3.12"
+    assert pythons["ethos_u"] == "3.12"  # its cell builds the LiteRT target it compiles, on that target's CPython
+    assert pythons["onnxruntime"] == ""
+    assert "pythons: ${{ matrix.python }}" in (WORKFLOWS / "build.yml").read_text()
 
 
 def test_runner_labels_are_configurable(tmp_path):
@@ -105,6 +107,9 @@ def test_changed_paths_select_cells():
     assert matrix.touches(r, ort, ["docker/mmpose/export.py"])  # every target depends on the export
     assert matrix.touches(r, ort, ["pipelines/engine.py"]) and matrix.touches(r, ort, ["recipes/litehrnet.yaml"])
     assert not matrix.touches(r, ort, ["recipes/hand_hrnetv2.yaml", "README.md"])
+    u55 = r.target("ethos_u55")  # a target that compiles another's output is touched by that one's toolchain and calibration
+    assert matrix.touches(r, u55, ["docker/litert/compile.py"]) and matrix.touches(r, u55, ["docker/calibration/select_images.py"])
+    assert matrix.touches(r, u55, ["docker/ethos_u/compile.py"]) and not matrix.touches(r, ort, ["docker/litert/compile.py"])
 
 
 def test_changed_since_uses_git(tmp_path):

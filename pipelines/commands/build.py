@@ -17,7 +17,7 @@ from pipelines.core.errors import NotImplementedYet, ToolchainNotProvisioned
 from pipelines.core import evaluation
 from pipelines.core.layout import Layout
 from pipelines.core.plan import (REFERENCE, Column, LabelledData, compile_step_id, evaluation_columns, evaluation_steps,
-                                 plan, predict_step)
+                                 needs_calibration, plan, predict_step)
 from pipelines.core.recipe import Recipe, Target
 from pipelines.core.steps import Step, upstream
 from pipelines.edges import artifacts, interpreters
@@ -59,7 +59,7 @@ class BuildRequest:
 def build(layout: Layout, req: BuildRequest) -> dict[str, Path]:
     recipe = load_named(layout, req.recipe)
     targets = select_targets(recipe, req.target)
-    blocked = {t.id: s for t in targets if (s := blocker(t, layout.docker))}
+    blocked = {t.id: s for t in targets if (s := blocker(recipe, t, layout.docker))}
     for tid, (toolchain, s) in blocked.items():
         console.note(f"skip    {recipe.name}/{tid}: toolchain {toolchain} is {s.value}")
     ready = tuple(t for t in targets if t.id not in blocked)
@@ -93,7 +93,7 @@ def prepare(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: Bu
     """Fetch the inputs ``targets`` need, plan their steps and their previews, and make the engine (build,
     predict and evaluate share it)."""
     fetcher = make_fetcher(layout, fetch_options(req), req.progress)
-    wanted = recipe_inputs(recipe, calibration=any(t.needs_calibration for t in targets))
+    wanted = recipe_inputs(recipe, calibration=needs_calibration(recipe, targets))
     fetched = {name: (rf.url, fetcher.fetch(rf, label).sha256) for name, (label, rf) in wanted.items()}
     steps = plan(recipe, targets, fetched["checkpoint"][1], fetched["calibration"][1] if "calibration" in fetched else None)
     previews = {t.id: predict_step(recipe, t, fetched["preview"][1], recipe.preview.box)

@@ -54,7 +54,7 @@ def evaluate(layout: Layout, req: BuildRequest, targets: list[str] | None = None
 def _runnable_targets(layout: Layout, recipe: Recipe, wanted: list[str] | None) -> tuple[Target, ...]:
     """The named targets, each of which must be able to run here; none named: every target that can."""
     named = [t for name in wanted for t in select_targets(recipe, name)] if wanted else list(recipe.targets)
-    blocked = {t.id: found for t in named if (found := blocker(t, layout.docker))}
+    blocked = {t.id: found for t in named if (found := blocker(recipe, t, layout.docker))}
     cannot = [t.id for t in named if t.id not in blocked and not runnable(layout, t)]
     if wanted and blocked:
         raise blocked_error(layout, recipe, blocked, {})

@@ -22,7 +22,7 @@ from pipelines.commands.recipes import all_valid
 from pipelines.core.cells import Cell, cells, default_runner_labels
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
-from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN
+from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN, needs_calibration, with_combined
 from pipelines.core.recipe import Recipe, Target
 from pipelines.edges.provisioning import declared_python
 
@@ -46,9 +46,9 @@ def runner_labels(layout: Layout) -> dict[str, str]:
 
 
 def touches(recipe: Recipe, target: Target, changed: list[str]) -> bool:
-    """Pure: does a change to these paths affect this cell?"""
-    mine = (f"recipes/{recipe.name}.yaml", f"docker/{target.toolchain}/", f"docker/{EXPORT_TOOLCHAIN}/")
-    if target.needs_calibration:
+    """Pure: does a change to these paths affect this cell (its target and the targets it combines)?"""
+    mine = (f"recipes/{recipe.name}.yaml", f"docker/{EXPORT_TOOLCHAIN}/", *(f"docker/{t.toolchain}/" for t in with_combined(recipe, (target,))))
+    if needs_calibration(recipe, (target,)):
         mine += (f"docker/{CALIBRATION_TOOLCHAIN}/",)
     return any(path.startswith(prefix) for path in changed for prefix in mine + GLOBAL_PATHS)
 
@@ -63,8 +63,15 @@ def changed_paths(root: Path, ref: str) -> list[str]:
 def matrix_cells(layout: Layout, changed_since: str | None = None) -> list[Cell]:
     recipes = {r.name: r for r in all_valid(layout)}
     changed = changed_paths(layout.checkout, changed_since) if changed_since else None
-    return [replace(c, python=declared_python(layout.docker, c.toolchain)) for c in cells(recipes.values(), runner_labels(layout))
+    return [replace(c, python=pythons(layout, recipes[c.recipe], recipes[c.recipe].target(c.target)))
+            for c in cells(recipes.values(), runner_labels(layout))
             if changed is None or touches(recipes[c.recipe], recipes[c.recipe].target(c.target), changed)]
+
+
+def pythons(layout: Layout, recipe: Recipe, target: Target) -> str:
+    """The CPythons a cell's runner must offer, one per line: those of its toolchain and of the toolchains of the
+    targets it combines (built in the same job), for posepipe to copy into their images."""
+    return "\n".join(sorted({declared_python(layout.docker, t.toolchain) for t in with_combined(recipe, (target,))} - {""}))
 
 
 def render(cell_list: list[Cell]) -> str:

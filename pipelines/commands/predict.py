@@ -48,7 +48,7 @@ def predict(layout: Layout, req: BuildRequest, image: Path, out: Path, box: str 
         raise UsageError(f"--image {image}: no such file")
     recipe = load_named(layout, req.recipe)
     (target,) = select_targets(recipe, req.target)
-    if found := blocker(target, layout.docker):
+    if found := blocker(recipe, target, layout.docker):
         raise blocked_error(layout, recipe, {target.id: found}, {})
     load_toolchain(layout.docker, target.toolchain).argv("run")  # says so now if its artifacts cannot run here
     step = predict_step(recipe, target, BlobStore(layout.store).add(image), parse_box(box), FORMATS[out.suffix.lower()])

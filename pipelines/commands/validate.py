@@ -31,16 +31,17 @@ def list_targets(layout: Layout, names: list[str] | None) -> list[tuple[Cell, St
     """Each cell with what keeps it from building here (None: nothing) and which toolchain that is."""
     v = validate_all(layout, names)
     engine = engine_problem()
-    targets = [t for r in v.recipes for t in r.targets]
+    targets = [(r, t) for r in v.recipes for t in r.targets]
     rows = []
-    for c, t in zip(cells(v.recipes, default_runner_labels()), targets):
-        blocked = blocker(t, layout.docker)
+    for c, (r, t) in zip(cells(v.recipes, default_runner_labels()), targets):
+        blocked = blocker(r, t, layout.docker)
         if blocked:
             rows.append((c, blocked[1], blocked[0]))
         else:
             rows.append((c, Status.NO_ENGINE if engine else Status.READY, None))
     console.cells(rows)
-    console.note("status checked: the export, calibration (if the target calibrates) and target toolchains' "
+    console.note("status checked: the export, calibration (if the target calibrates) and target toolchains' (and those "
+                 "of the targets it compiles from) "
                  "definitions, vendor provisioning, the CPython they need, and the Docker engine"
                  + (f" ({engine})" if engine else " (reachable)"))
     if v.errors:

@@ -16,7 +16,7 @@ class Status(str, Enum):
     READY = "ready"
     NOT_PROVISIONED = "not provisioned"
     NOT_IMPLEMENTED = "not implemented"
-    NEEDS_PYTHON = "needs Python 3.10"  # the only CPython posepipe supplies besides Debian's (TPU-MLIR)
+    NEEDS_PYTHON = "needs a CPython"  # one posepipe copies into the image (toolchain.yaml python:), not found here
     NO_ENGINE = "no Docker engine"  # every toolchain is there, but no engine answers
 
 
@@ -28,7 +28,7 @@ class Cell:
     kind: str
     runner: str
     output: str
-    python: str = ""  # a CPython the runner must offer for posepipe to copy into the image ("" = none)
+    python: str = ""  # CPythons the runner must offer, one per line, for posepipe to copy into images ("" = none)
 
 
 def cells(recipes: Iterable[Recipe], runner_labels: Mapping[str, str]) -> list[Cell]:

@@ -68,12 +68,12 @@ def export_step(recipe: Recipe, batch_size: int, checkpoint_sha256: str) -> Step
 
 def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, calibration_sha256: str | None) -> list[Step]:
     """Steps for ``targets`` (plus the targets they combine), sharing exports by batch size."""
-    wanted = _with_combined(recipe, targets)
+    wanted = with_combined(recipe, targets)
     steps: dict[str, Step] = {}
     for b in sorted({batch(t) for t in wanted if not t.combines}):
         steps[export_step_id(recipe, b)] = export_step(recipe, b, checkpoint_sha256)
     calibration_id = f"{recipe.name}/calibration"
-    if calibration_sha256 and recipe.calibration and any(t.needs_calibration for t in wanted):
+    if calibration_sha256 and recipe.calibration and needs_calibration(recipe, targets):
         c = recipe.calibration
         steps[calibration_id] = Step(
             calibration_id, CALIBRATION_TOOLCHAIN, {"select": c.select, "count": c.count, "held_out": HELD_OUT},
@@ -84,7 +84,7 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
         params = {"stage": "compile", "target": t.id, "output": t.output, "settings": plain(t.params)}
         if t.combines:
             deps = tuple((ref, compile_step_id(recipe, recipe.target(ref))) for ref in t.combines)
-            steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/combine", deps=deps)
+            steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile (from {', '.join(t.combines)})", deps=deps)
             continue
         params.update(_model_facts(recipe, batch(t)), frontend=frontend(t))
         deps = [("model", export_step_id(recipe, batch(t)))]
@@ -94,11 +94,17 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
     return list(steps.values())
 
 
+def needs_calibration(recipe: Recipe, targets: tuple[Target, ...]) -> bool:
+    """Whether building ``targets`` (with the targets they combine) needs the recipe's calibration set."""
+    return any(t.needs_calibration for t in with_combined(recipe, targets))
+
+
 def compile_step_id(recipe: Recipe, target: Target) -> str:
     return f"{recipe.name}/{target.id}"
 
 
-def _with_combined(recipe: Recipe, targets: tuple[Target, ...]) -> list[Target]:
+def with_combined(recipe: Recipe, targets: tuple[Target, ...]) -> list[Target]:
+    """``targets`` and the targets they combine (built with them, from their own toolchains)."""
     out: dict[str, Target] = {}
     for t in targets:
         for ref in t.combines:

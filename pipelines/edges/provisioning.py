@@ -28,8 +28,8 @@ import yaml
 
 from pipelines.core import toolchains
 from pipelines.core.cells import Status
-from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN
-from pipelines.core.recipe import RemoteFile, Target
+from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN, needs_calibration, with_combined
+from pipelines.core.recipe import Recipe, RemoteFile, Target
 from pipelines.edges.fs import get_or_make, write_bytes_atomic
 from pipelines.edges.settings import config_dir
 from pipelines.core.digests import SHA256_HEX
@@ -106,10 +106,13 @@ def status(name: str, docker_dir: Path) -> Status:
     return Status.READY
 
 
-def blocker(target: Target, docker_dir: Path) -> tuple[str, Status] | None:
+def blocker(recipe: Recipe, target: Target, docker_dir: Path) -> tuple[str, Status] | None:
     """The toolchain that keeps ``target`` from building here, and why, or None: the export's, the
-    calibration's (when the target calibrates) and the target's own are all needed."""
-    needed = (EXPORT_TOOLCHAIN, CALIBRATION_TOOLCHAIN, target.toolchain) if target.needs_calibration else (EXPORT_TOOLCHAIN, target.toolchain)
+    calibration's (when it or a target it combines calibrates), the target's own and those of the
+    targets it combines are all needed."""
+    built = with_combined(recipe, (target,))
+    needed = [EXPORT_TOOLCHAIN, *([CALIBRATION_TOOLCHAIN] if needs_calibration(recipe, (target,)) else []),
+              *dict.fromkeys(t.toolchain for t in built)]
     for name in needed:
         s = status(name, docker_dir)
         if s is not Status.READY:
