@@ -153,6 +153,7 @@ BAD = [
     ("bmodel without a limit", "litehrnet", LITE.replace("    batch: 1\n    max_keypoint_error_px: 2.0\n", "    batch: 1\n", 1), "targets[2].max_keypoint_error_px", "required field is missing"),
     ("ov fp16 without max_abs_diff", "litehrnet", LITE.replace("    precision: FP16\n    max_abs_diff: 0.02\n", "    precision: FP16\n", 1), "targets[5].max_abs_diff", "required field is missing"),
     ("ov int8 without a limit", "litehrnet", LITE.replace("    preset: performance\n    max_keypoint_error_px: 2.0\n", "    preset: performance\n", 1), "targets[6].max_keypoint_error_px", "required field is missing"),
+    ("unparsable url", "litehrnet", LITE.replace("url: https://download.openmmlab.com/", "url: https://[download.openmmlab.com/", 1), "model.checkpoint.url", "is not a URL: Invalid IPv6 URL"),  # found by the fuzzer
     ("ov bad precision", "litehrnet", LITE.replace("precision: FP16", "precision: BF16", 1), "targets[5].precision", "one of 'FP32', 'FP16', 'INT8'"),
     # the labelled set and the preview photo are inputs like any other: fetched by hash, read as told
     ("evaluation without images", "litehrnet", LITE.replace("  images:\n    url: http://images.cocodataset.org/zips/val2017.zip\n    sha256: unpinned\n", "", 1), "evaluation.images", "required field is missing"),

@@ -264,9 +264,28 @@ def _schema_problems(doc: YamlDocument) -> list[RecipeProblem]:
     return sorted(problems.values(), key=lambda p: (p.line or 0, p.field))
 
 
+def _bad_urls(node: Any, at: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """URLs the schema's pattern lets through but that cannot be parsed (e.g. a stray '[' reads as an IPv6 host)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in ("url", "mirrors"):
+                for i, url in enumerate([v] if k == "url" else v):
+                    try:
+                        urlsplit(url)
+                    except ValueError as e:
+                        yield (at + ((k,) if k == "url" else (k, i))), f"is not a URL: {e}"
+            else:
+                yield from _bad_urls(v, at + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _bad_urls(v, at + (i,))
+
+
 def _semantic_problems(data: dict[str, Any], path: Path) -> list[tuple[tuple[str | int, ...], str]]:
     """Rules JSON Schema cannot say: cross-field facts and board tables."""
-    out: list[tuple[tuple[str | int, ...], str]] = []
+    out: list[tuple[tuple[str | int, ...], str]] = list(_bad_urls(data))
+    if out:
+        return out  # the rules below read the URLs
     if data["name"] != path.stem:
         out.append((("name",), f"must equal the file name {path.stem!r}"))
 
