@@ -40,6 +40,7 @@ from pipelines.edges.wheelhouse import DEFAULT_PYTHON, fill_wheelhouse
 
 log = logging.getLogger("posepipe")
 SHARED_DIR = REPO_ROOT / "docker" / "common"  # in-image code several toolchains share
+INSTALL_STAGE = SHARED_DIR / "install.Dockerfile"  # written before the Dockerfile of every toolchain with locked wheels
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
         if not (SHARED_DIR / name_).is_file():
             raise UsageError(f"{spec_file}: shared file {name_!r} is not in {SHARED_DIR}")
         files[f"shared/{name_}"] = sha256_file(SHARED_DIR / name_)[0]
+    if data.get("requirements"):
+        files["shared/install.Dockerfile"] = sha256_file(INSTALL_STAGE)[0]
     python = str(data.get("python", DEFAULT_PYTHON))
     interpreter = interpreters.find(python) if python != DEFAULT_PYTHON else None
     version = str(data.get("version", "unversioned"))
@@ -262,9 +265,20 @@ class ImageBuilder:
             if spec.requirements:
                 for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store_root / "wheels", spec.python):
                     _link_or_copy(wheel, wheels / wheel.name)
+                (context / "Dockerfile").write_text(install_stage(spec) + (spec.folder / "Dockerfile").read_text())
             return self.driver.build(
                 context, tag, {"BASE_IMAGE": base}, lambda line: log.debug(f"  {line}")
             )
+
+
+def install_stage(spec: ToolchainSpec) -> str:
+    """The shared install stage for ``spec``: with the CPython posepipe supplies when it names one."""
+    if spec.python == DEFAULT_PYTHON:
+        interpreter, python = "", "python3"
+    else:
+        prefix = f"/opt/python{spec.python}"
+        interpreter, python = f"COPY python/ {prefix}/\nENV LD_LIBRARY_PATH={prefix}/lib\n", f"{prefix}/bin/python{spec.python}"
+    return INSTALL_STAGE.read_text().replace("@INTERPRETER@", interpreter).replace("@PYTHON@", python)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
