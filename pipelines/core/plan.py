@@ -23,14 +23,6 @@ HELD_OUT = 16  # images after the calibration set, kept apart for accuracy gates
 REFERENCE = "export"  # the FP32 reference of predict --compare and evaluate: the batch-1 export, run by its own toolchain
 
 
-def frontend(target: Target) -> str:
-    return target.params.get("frontend", "onnx")
-
-
-def batch(target: Target) -> int:
-    return int(target.params.get("batch", 1))
-
-
 def _model_facts(recipe: Recipe, batch_size: int) -> dict[str, Any]:
     m = recipe.model
     return {
@@ -70,7 +62,7 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
     """Steps for ``targets`` (plus the targets they combine), sharing exports by batch size."""
     wanted = with_combined(recipe, targets)
     steps: dict[str, Step] = {}
-    for b in sorted({batch(t) for t in wanted if not t.combines}):
+    for b in sorted({t.batch for t in wanted if not t.combines}):
         steps[export_step_id(recipe, b)] = export_step(recipe, b, checkpoint_sha256)
     calibration_id = f"{recipe.name}/calibration"
     if calibration_sha256 and recipe.calibration and needs_calibration(recipe, targets):
@@ -86,8 +78,8 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
             deps = tuple((ref, compile_step_id(recipe, recipe.target(ref))) for ref in t.combines)
             steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile (from {', '.join(t.combines)})", deps=deps)
             continue
-        params.update(_model_facts(recipe, batch(t)), frontend=frontend(t))
-        deps = [("model", export_step_id(recipe, batch(t)))]
+        params.update(_model_facts(recipe, t.batch), frontend=t.frontend)
+        deps = [("model", export_step_id(recipe, t.batch))]
         if t.needs_calibration and calibration_id in steps:
             deps.append(("calibration", calibration_id))  # /in/calibration/{list.json,images/}
         steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile", deps=tuple(deps), timeout=6 * 3600)
@@ -122,7 +114,7 @@ def predict_step(recipe: Recipe, target: Target, photo_sha256: str, box: tuple[i
     runner, Step.script "run"): keypoints.json and the drawn photo (VIS_FILES). Keyed like any step, so a
     repeat is a cache hit."""
     params = {"stage": "predict", "target": target.id, "output": target.output, "box": list(box) if box else None,
-              "image_format": image_format, "vis": VIS_FILES[image_format], **_model_facts(recipe, batch(target))}
+              "image_format": image_format, "vis": VIS_FILES[image_format], **_model_facts(recipe, target.batch)}
     return Step(f"{recipe.name}/{target.id}/predict", target.toolchain, params, f"{recipe.name}/{target.id}/predict",
                 deps=(("artifact", compile_step_id(recipe, target)),), blobs=(("photo", photo_sha256),), script="run")
 
@@ -169,7 +161,7 @@ def evaluation_columns(recipe: Recipe, targets: tuple[Target, ...], data: Labell
     read = {"annotations_member": data.annotations_member, "images_prefix": data.images_prefix, "limit": data.limit}
     tag = data.annotations[:12] if data.annotations == data.images else f"{data.annotations[:12]}-{data.images[:12]}"
     sources = [(REFERENCE, EXPORT_TOOLCHAIN, "", 1, export_step_id(recipe, 1))]
-    sources += [(t.id, t.toolchain, t.output, batch(t), compile_step_id(recipe, t)) for t in targets]
+    sources += [(t.id, t.toolchain, t.output, t.batch, compile_step_id(recipe, t)) for t in targets]
     columns = []
     for name, toolchain, output, batch_size, artifact in sources:
         label = f"{recipe.name}/{name}/evaluate"

@@ -132,6 +132,14 @@ class Target:
     def combines(self) -> tuple[str, ...]:
         return toolchains.get(self.toolchain).combines(self.params)
 
+    @property
+    def batch(self) -> int:
+        return toolchains.get(self.toolchain).batch(self.params)
+
+    @property
+    def frontend(self) -> str:
+        return toolchains.get(self.toolchain).frontend(self.params)
+
 
 @dataclass(frozen=True)
 class Recipe:

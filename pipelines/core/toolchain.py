@@ -41,6 +41,14 @@ class Toolchain:
         """Whether this target needs the recipe's calibration set (it quantises)."""
         return self.int8_field is not None and str(target.get(self.int8_field, "")).lower() == "int8"
 
+    def batch(self, target: Mapping[str, Any]) -> int:
+        """The batch size the target's artifact takes (its export is made at it): its ``batch`` field, else 1."""
+        return int(target.get("batch", 1))
+
+    def frontend(self, target: Mapping[str, Any]) -> str:
+        """Which of the export's files the target compiles from: its ``frontend`` field ("torchscript"), else "onnx"."""
+        return str(target.get("frontend", "onnx"))
+
     def combines(self, target: Mapping[str, Any]) -> tuple[str, ...]:
         """Target ids whose outputs this target merges (it then needs no export of its own)."""
         return tuple(target.get(self.combine_field, ())) if self.combine_field else ()
