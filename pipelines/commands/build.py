@@ -129,37 +129,54 @@ def build_targets(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], r
     """Run ``targets``' steps and their previews (with ``data``, also their evaluation on that labelled set,
     beside the FP32 export's) and place each target under artifacts/ with its manifest."""
     prepared = prepare(layout, recipe, targets, req)
-    fetched, engine = prepared.fetched, prepared.engine
     columns = evaluation_columns(recipe, targets, data) if data else []
     steps = [*prepared.steps, *prepared.previews.values(),
-             *evaluation_steps(recipe, prepared.steps, columns, fetched["checkpoint"][1])]
+             *evaluation_steps(recipe, prepared.steps, columns, prepared.fetched["checkpoint"][1])]
     with prepared.console.session():
-        results = engine.run(steps)
-    inputs = {name: {"url": url, "sha256": sha} for name, (url, sha) in fetched.items()}
+        results = prepared.engine.run(steps)
     scores = {c.name: _scored(c, results) for c in columns}
-    commit = posepipe_commit(layout.checkout)
-    base = engine.images.base().as_json()
-    placed, summary = {}, []
-    for t in targets:
-        final = results[compile_step_id(recipe, t)]
-        dest = layout.artifacts / recipe.name / t.id
-        records = [_record(layout, s, results[s.id]) for s in upstream(steps, compile_step_id(recipe, t))]
-        preview, beside = _preview(prepared.previews.get(t.id), results, inputs, t)
-        evaluated = ([evaluation.record(data.as_json(), scores[REFERENCE], scores[t.id], final.key)] if data
-                     else artifacts.evaluations_of(dest, final.key))  # kept while they score these very outputs
-        manifest = manifest_model.assemble(recipe, t, records, inputs, engine.stats.differs if req.check else None,
-                                           commit, engine.options.source_date_epoch, base, preview, evaluated)
-        artifacts.place(final.outputs, dest, manifest_model.render(manifest), engine.options.source_date_epoch, beside)
-        placed[t.id] = dest
-        summary.append(Built(t.id, manifest["label"], str(dest.relative_to(layout.checkout) if dest.is_relative_to(layout.checkout) else dest),
-                             figures(manifest)))
-    console.build_summary(recipe.name, summary, len(engine.stats.ran), len(engine.stats.cached),
-                          len(engine.stats.pulled))
+    manifests = {t.id: _assemble(layout, recipe, t, prepared, steps, results, req.check,
+                                 data and evaluation.record(data.as_json(), scores[REFERENCE], scores[t.id],
+                                                            results[compile_step_id(recipe, t)].key))
+                 for t in targets}
+    placed = {t.id: _place(layout, recipe, t, results, manifests[t.id], prepared) for t in targets}
+    _summarise(layout, recipe, placed, manifests, prepared.engine)
+    found = {c.name: next(results[c.run.id].outputs.rglob("predictions.json")) for c in columns}
+    return Outcome(placed, scores if data else None, found)
+
+
+def _assemble(layout: Layout, recipe: Recipe, target: Target, prepared: Prepared, steps: list[Step],
+              results: dict[str, Entry], check: bool, evaluated: dict | None) -> dict:
+    """The target's manifest: its steps' records, its preview, and its evaluation (this one, or the ones the placed
+    manifest holds while they score these very outputs)."""
+    engine, final = prepared.engine, results[compile_step_id(recipe, target)]
+    records = [_record(layout, s, results[s.id]) for s in upstream(steps, compile_step_id(recipe, target))]
+    inputs = {name: {"url": url, "sha256": sha} for name, (url, sha) in prepared.fetched.items()}
+    preview = _preview(prepared.previews.get(target.id), results, inputs, target)
+    kept = [evaluated] if evaluated else artifacts.evaluations_of(layout.artifacts / recipe.name / target.id, final.key)
+    return manifest_model.assemble(recipe, target, records, inputs, engine.stats.differs if check else None,
+                                   posepipe_commit(layout.checkout), engine.options.source_date_epoch,
+                                   engine.images.base().as_json(), preview, kept)
+
+
+def _place(layout: Layout, recipe: Recipe, target: Target, results: dict[str, Entry], manifest: dict,
+           prepared: Prepared) -> Path:
+    """The target's folder (its outputs, its preview files, the manifest) and tarball under artifacts/."""
+    dest = layout.artifacts / recipe.name / target.id
+    beside = {name: results[prepared.previews[target.id].id].outputs / f"{target.output}/{source}"
+              for name, source in _preview_sources(prepared.previews.get(target.id))}
+    artifacts.place(results[compile_step_id(recipe, target)].outputs, dest, manifest_model.render(manifest),
+                    prepared.engine.options.source_date_epoch, beside)
+    return dest
+
+
+def _summarise(layout: Layout, recipe: Recipe, placed: dict[str, Path], manifests: dict[str, dict], engine: Engine) -> None:
+    shown = [Built(tid, manifests[tid]["label"], str(dest.relative_to(layout.checkout) if dest.is_relative_to(layout.checkout) else dest),
+                   figures(manifests[tid])) for tid, dest in placed.items()]
+    console.build_summary(recipe.name, shown, len(engine.stats.ran), len(engine.stats.cached), len(engine.stats.pulled))
     for step_id, files in sorted(engine.stats.differs.items()):
         verdict = f"NOT reproducible: {', '.join(files)} differ" if files else "reproducible"
         console.line(f"check {step_id}: {verdict}")
-    found = {c.name: next(results[c.run.id].outputs.rglob("predictions.json")) for c in columns}
-    return Outcome(placed, scores if data else None, found)
 
 
 def _scored(column: Column, results: dict[str, Entry]) -> dict:
@@ -170,16 +187,19 @@ def _scored(column: Column, results: dict[str, Entry]) -> dict:
             "steps": {"run": results[column.run.id].key, "score": results[column.score.id].key}}
 
 
-def _preview(step: Step | None, results: dict[str, Entry], inputs: dict, target: Target) -> tuple[dict | None, dict[str, Path]]:
-    """The manifest's preview section and the files to place beside the target's outputs (none: no preview)."""
+def _preview_sources(step: Step | None) -> list[tuple[str, str]]:
+    """(name beside the target's outputs, path in the predict step's output folder) of each preview file."""
+    return list(zip(manifest_model.PREVIEW_FILES, (step.params["vis"], "keypoints.json"))) if step else []
+
+
+def _preview(step: Step | None, results: dict[str, Entry], inputs: dict, target: Target) -> dict | None:
+    """The manifest's preview section (None: the target has no preview)."""
     if step is None:
-        return None, {}
+        return None
     entry = results[step.id]
     facts = json.loads((entry.path / "manifest.json").read_text())["files"]
-    produced = {manifest_model.PREVIEW_FILES[0]: f"{target.output}/{step.params['vis']}", manifest_model.PREVIEW_FILES[1]: f"{target.output}/keypoints.json"}
-    section = {"photo": inputs["preview"], "box": step.params["box"], "step": entry.key,
-               "files": {name: dict(facts[source]) for name, source in produced.items()}}
-    return section, {name: entry.outputs / source for name, source in produced.items()}
+    return {"photo": inputs["preview"], "box": step.params["box"], "step": entry.key,
+            "files": {name: dict(facts[f"{target.output}/{source}"]) for name, source in _preview_sources(step)}}
 
 
 def _record(layout: Layout, step, entry: Entry) -> manifest_model.StepRecord:
