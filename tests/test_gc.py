@@ -7,9 +7,15 @@ import time
 
 import pytest
 
-from pipelines.edges import store_gc as gc
 from pipelines.core.errors import UsageError
+from pipelines.core.steps import Step
+from pipelines.edges import store_gc as gc
+from pipelines.edges.blobstore import BlobStore, url_key
+from pipelines.edges.docker_driver import STEP_LABEL
+from pipelines.edges.fs import file_lock
 from pipelines.edges.stepcache import StepCache
+
+from .conftest import make_engine
 
 
 def make_entry(cache: StepCache, key: str, size: int, age_s: float, tmp_path) -> None:
@@ -50,6 +56,52 @@ def test_collect_removes_lru_entries_but_not_those_in_use(tmp_path):
     assert [i.name for i in removed] == ["b" * 64]
     assert cache.keys() == ["a" * 64, "c" * 64]
     assert cache.lookup("c" * 64) is not None  # survivors are intact
+
+
+def test_a_blob_a_step_mounts_and_a_download_under_way_are_kept(tmp_path):
+    """What a running build holds (a blob mounted into a step, a partial download whose fetch holds its lock)
+    is counted but never deleted; once let go, the next gc removes it."""
+    store = tmp_path / "store"
+    blobs = BlobStore(store)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"p" * 3000)
+    sha = blobs.add(photo)
+    partial = blobs.partial_path(url_key("http://example.invalid/big.zip"))
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"x" * 5000)
+    assert {i.kind for i in gc.inventory(store)} == {"blob", "partial"}
+    with blobs.in_use(sha), file_lock(blobs.lock_path(url_key("http://example.invalid/big.zip"))):
+        removed, busy = gc.collect(store, "100", None)
+    assert removed == [] and sorted(i.kind for i in busy) == ["blob", "partial"]
+    assert blobs.blob_path(sha).is_file() and partial.is_file()
+    removed, busy = gc.collect(store, "100", None)
+    assert sorted(i.kind for i in removed) == ["blob", "partial"] and busy == []
+    assert not blobs.blob_path(sha).exists() and not partial.exists()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_gc_leaves_the_blob_a_running_step_mounts(tmp_path):
+    """A real step holds its input blob for as long as its container runs: gc run meanwhile keeps it."""
+    store = tmp_path / "store"
+    engine = make_engine(store)
+    photo = tmp_path / "input.bin"
+    photo.write_bytes(b"i" * 4096)
+    sha = engine.blobs.add(photo)
+    results = {}
+
+    def during(step, line):  # the step waits for a signal; gc runs, then the test releases it
+        if "waiting for SIGUSR1" in line:
+            results["gc"] = gc.collect(store, "1", None)
+            (mine,) = engine.driver.api.containers(filters={"label": f"{STEP_LABEL}=test/hold"})
+            engine.driver.api.kill(mine["Id"], signal="SIGUSR1")
+
+    engine.on_line = during
+    engine.run([Step("hold", "probe", {"action": "await_signal", "text": "held"}, "test/hold", blobs=(("input", sha),))])
+    removed, busy = results["gc"]
+    assert sha in [i.name for i in busy] and sha not in [i.name for i in removed]
+    assert "log" in {i.kind for i in busy}  # the log its container is writing, too
+    assert engine.blobs.blob_path(sha).is_file()
 
 
 def test_max_size_counts_wheels_logs_and_failed_steps_too(tmp_path):

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.edges.fs import write_bytes_atomic
+from pipelines.edges.fs import file_lock, write_bytes_atomic
 from pipelines.core.digests import sha256_bytes, sha256_file
 
 CACHEDIR_TAG = (
@@ -43,7 +43,19 @@ class BlobStore:
         return self.root / "partial" / f"{key}.part"
 
     def lock_path(self, key: str) -> Path:
+        """Held while ``key`` is fetched (so also while its partial download grows)."""
         return self.root / "locks" / f"{key}.lock"
+
+    def use_lock_path(self, sha256: str) -> Path:
+        return self.root / "locks" / f"use-blob-{sha256}.lock"
+
+    def in_use(self, sha256: str):
+        """A shared hold on a blob while a step mounts it; `gc` leaves held blobs alone."""
+        return file_lock(self.use_lock_path(sha256), shared=True)
+
+    def partials(self) -> list[Path]:
+        d = self.root / "partial"
+        return sorted(d.glob("*.part")) if d.is_dir() else []
 
     def _fingerprint_path(self, sha256: str) -> Path:
         return self.root / "blobs" / "verified" / sha256

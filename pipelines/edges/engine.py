@@ -159,9 +159,7 @@ class Engine:
                 return entry
             ran = True
             self.on_start(step)
-            with contextlib.ExitStack() as holds, self.cache.staging(key) as staged:
-                for dep in deps.values():
-                    holds.enter_context(self.cache.in_use(dep.key))
+            with self._inputs_held(step, deps), self.cache.staging(key) as staged:
                 entry = self._run_container(step, key, image_id, spec, deps, staged)
             if self.remote:
                 self.remote.push(entry, step.label)
@@ -182,12 +180,20 @@ class Engine:
 
     def _recheck(self, step: Step, hit: Entry, image_id: str, spec: ToolchainSpec, deps: Mapping[str, Entry]) -> None:
         """Run a cached step again in a scratch folder; record the files whose bytes differ."""
-        with contextlib.ExitStack() as holds, self.cache.staging(hit.key) as staged:
-            for entry in deps.values():
-                holds.enter_context(self.cache.in_use(entry.key))
+        with self._inputs_held(step, deps), self.cache.staging(hit.key) as staged:
             fresh = self._run_container(step, hit.key, image_id, spec, deps, staged, commit=False)
             cached = json.loads((hit.path / "manifest.json").read_text())["files"]
             self.stats.differs[step.id] = sorted(p for p in set(fresh) | set(cached) if fresh.get(p) != cached.get(p))
+
+    @contextlib.contextmanager
+    def _inputs_held(self, step: Step, deps: Mapping[str, Entry]):
+        """Shared holds on every step entry and blob the step mounts, so `gc` leaves them while it runs."""
+        with contextlib.ExitStack() as holds:
+            for dep in deps.values():
+                holds.enter_context(self.cache.in_use(dep.key))
+            for _, sha in step.blobs:
+                holds.enter_context(self.blobs.in_use(sha))
+            yield
 
     def _run_container(
         self, step: Step, key: str, image_id: str, spec: ToolchainSpec, deps: Mapping[str, Entry], staged: Path,
@@ -208,6 +214,13 @@ class Engine:
             mounts.append(Mount(blob, f"/in/{name}"))
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.logs_dir / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', step.id)}.log"
+        with self.cache.log_in_use(log_path):
+            return self._run_logged(step, key, image_id, spec, mounts, staged, log_path, commit)
+
+    def _run_logged(self, step: Step, key: str, image_id: str, spec: ToolchainSpec, mounts: list[Mount], staged: Path,
+                    log_path: Path, commit: bool):
+        """The container run and the commit, while the step's log is held (gc leaves it)."""
+        outputs = staged / "outputs"
         log_path.write_bytes(b"")
         result = self.driver.run(
             image=image_id,

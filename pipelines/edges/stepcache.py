@@ -57,6 +57,13 @@ class StepCache:
         """Shared hold on an entry while a build reads it; gc skips entries held so."""
         return file_lock(self.locks / f"use-{key}.lock", shared=True)
 
+    def log_lock_path(self, log: Path) -> Path:
+        return self.locks / f"use-log-{sha256_json(str(log.resolve()))[:32]}.lock"
+
+    def log_in_use(self, log: Path):
+        """Shared hold on a step's log while its container writes it and the step commits it; gc skips it."""
+        return file_lock(self.log_lock_path(log), shared=True)
+
     # ---------------------------------------------------------------- lookup
 
     def lookup(self, key: str) -> Entry | None:

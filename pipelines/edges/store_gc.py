@@ -1,13 +1,14 @@
 """`invoke gc`: bound the store by age and size, least recently used first.
 
-What it counts and may remove: step entries, blobs, wheels (each ``wheels/<sha256>/`` folder),
-step logs, and failed steps kept by --keep-failed. Step entries held by a running build (their
-shared "use" lock) are never deleted; everything is removed whole, never partly.
+What it counts and may remove: step entries, blobs, partial downloads, wheels (each
+``wheels/<sha256>/`` folder), step logs, and failed steps kept by --keep-failed. What a running build
+holds is never deleted: step entries and blobs a step mounts (their shared "use" locks) and a partial
+download whose fetch is under way (its fetch lock); everything is removed whole, never partly.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 import shutil
 import time
@@ -39,7 +40,7 @@ def parse_age(text: str) -> float:
 
 @dataclass(frozen=True)
 class Item:
-    kind: str  # "step", "blob", "wheel", "log" or "failed"
+    kind: str  # "step", "blob", "partial", "wheel", "log" or "failed"
     name: str
     size: int
     last_used: float
@@ -53,6 +54,7 @@ def inventory(store_root: Path) -> list[Item]:
     steps, blobs = StepCache(store_root), BlobStore(store_root)
     items = [Item("step", k, _tree_size(steps.entry_path(k)), steps.entry_path(k).stat().st_mtime) for k in steps.keys()]
     items += [Item("blob", s, blobs.blob_path(s).stat().st_size, blobs.last_used(s)) for s in blobs.shas()]
+    items += [Item("partial", p.stem, p.stat().st_size, p.stat().st_mtime) for p in blobs.partials()]
     for kind, paths in _loose(store_root).items():
         items += [Item(kind, str(p), _tree_size(p) if p.is_dir() else p.stat().st_size, p.stat().st_mtime) for p in paths]
     return sorted(items, key=lambda i: i.last_used)
@@ -90,24 +92,36 @@ def collect(store_root: Path, max_size: str | None, max_age: str | None) -> tupl
     steps, blobs = StepCache(store_root), BlobStore(store_root)
     removed, busy = [], []
     for item in choose(inventory(store_root), size, age, time.time()):
-        if item.kind == "blob":
-            blobs.discard(item.name)
-            removed.append(item)
-            continue
-        if item.kind in ("wheel", "log", "failed"):
+        if item.kind in ("wheel", "failed"):
             path = Path(item.name)
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(item)
             continue
-        with try_file_lock(steps.locks / f"use-{item.name}.lock") as free, try_file_lock(
-            steps.locks / f"step-{item.name}.lock"
-        ) as unlocked:
-            if free and unlocked:
-                steps.remove(item.name)
-                removed.append(item)
-            else:
-                busy.append(item)
-    for stale in (store_root / "partial").glob("*.part") if age else ():
-        if time.time() - stale.stat().st_mtime > age:
-            os.unlink(stale)
+        with contextlib.ExitStack() as held:
+            free = all(held.enter_context(try_file_lock(lock)) for lock in _locks(item, steps, blobs))
+            if free:
+                _remove(item, steps, blobs)
+            (removed if free else busy).append(item)
     return removed, busy
+
+
+def _locks(item: Item, steps: StepCache, blobs: BlobStore) -> list[Path]:
+    """The locks a running build holds on what ``item`` names: all must be free to remove it."""
+    if item.kind == "blob":
+        return [blobs.use_lock_path(item.name)]
+    if item.kind == "partial":
+        return [blobs.lock_path(item.name)]
+    if item.kind == "log":
+        return [steps.log_lock_path(Path(item.name))]
+    return [steps.locks / f"use-{item.name}.lock", steps.lock_path(item.name)]
+
+
+def _remove(item: Item, steps: StepCache, blobs: BlobStore) -> None:
+    if item.kind == "log":
+        Path(item.name).unlink(missing_ok=True)
+    elif item.kind == "blob":
+        blobs.discard(item.name)
+    elif item.kind == "partial":
+        blobs.partial_path(item.name).unlink(missing_ok=True)
+    else:
+        steps.remove(item.name)
