@@ -2,7 +2,7 @@
 the LiteRT interpreter against the FP32 export.
 
 1. The export is copied (onnx2tf rewrites its input file in place) and the graph rewrites the target asks
-   for are applied (REWRITES; each recorded, and checked exact in ONNX Runtime on the held-out images).
+   for are applied (posepipe_rewrite; each recorded, and checked exact in ONNX Runtime on the held-out images).
 2. onnx2tf converts it (the target's `converter`: its default flatbuffer_direct backend, or TensorFlow's
    converter), calibrating on the recipe's calibration images in the model's channel order, 0-1, with the
    recipe's normalisation as onnx2tf's mean/std, after onnxsim unless the target says `onnxsim: false`;
@@ -27,46 +27,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import helper, numpy_helper
 from PIL import Image
+
+import posepipe_rewrite
 
 from posepipe_step import (OUT, PARAMS, SETTINGS as S, agreement, check, fail, gate, held_out_inputs, limits, mean_std, run_capture,
                           write_report)
 
 WORK = Path(tempfile.mkdtemp(prefix="litert"))
 QUANTISED = {"int8", "int32"}  # int32: biases, shapes and indices of a full-integer model
-
-
-def pad_relu_maxpool(model: onnx.ModelProto) -> list[str]:
-    """Padded MaxPools whose input comes from a Relu, rewritten as an explicit zero Pad and an unpadded
-    MaxPool: exact (the pooled values are >= 0, so zero padding never wins a maximum, as -inf padding would
-    not), and full-integer quantisation refuses the PADV2 that onnx2tf makes of the padded pool."""
-    graph = model.graph
-    made = {o: n for n in graph.node for o in n.output}
-    done, nodes = [], []
-    for node in graph.node:
-        pads = next((list(a.ints) for a in node.attribute if a.name == "pads"), [])
-        source = made.get(node.input[0]) if node.input else None
-        if node.op_type == "MaxPool" and any(pads) and source is not None and source.op_type == "Relu":
-            rank = len(pads) // 2
-            amounts = numpy_helper.from_array(np.array([0, 0, *pads[:rank], 0, 0, *pads[rank:]], np.int64), f"{node.name}_pads")
-            graph.initializer.append(amounts)
-            nodes.append(helper.make_node("Pad", [node.input[0], amounts.name], [f"{node.input[0]}_padded"], mode="constant",
-                                          name=f"{node.name}_pad"))
-            node.input[0] = f"{node.input[0]}_padded"
-            for a in node.attribute:
-                if a.name == "pads":
-                    a.ints[:] = [0] * len(pads)
-            done.append(node.name)
-        nodes.append(node)
-    graph.ClearField("node")
-    graph.node.extend(nodes)
-    return done
-
-
-REWRITES = {"pad_relu_maxpool": pad_relu_maxpool}  # the target's `rewrites` name these, in order
 
 
 def calibration_images() -> np.ndarray:
@@ -185,25 +155,12 @@ def main() -> None:
     OUT.mkdir(parents=True)
     source = WORK / "model.onnx"
     shutil.copyfile("/in/model/model.onnx", source)  # onnx2tf rewrites its input in place
-    model = onnx.load(str(source))
-    rewrites = {}
-    for name in S.get("rewrites", []):
-        rewrites[name] = REWRITES[name](model)
-        if not rewrites[name]:
-            fail(f"the rewrite {name} found nothing to rewrite in this model; remove it from the target")
-    onnx.checker.check_model(model)
-    onnx.save(model, str(source))
     held = held_out_inputs()
     reference = ort.InferenceSession("/in/model/model.onnx", providers=["CPUExecutionProvider"])
     name = PARAMS["input"]["name"]
     expected = [reference.run(None, {name: x}) for x in held]
-    rewrite_diff = None
-    if rewrites:
-        rewritten = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
-        rewrite_diff = max(float(np.abs(a - b).max()) for x, ref in zip(held, expected) for a, b in zip(rewritten.run(None, {name: x}), ref))
-        if rewrite_diff != 0.0:
-            fail(f"the graph rewrites {', '.join(rewrites)} change the model's outputs (max abs diff {rewrite_diff:g}); "
-                 "they must be exact")
+    rewrites = posepipe_rewrite.apply(S.get("rewrites", []), source, source)
+    rewrite_diff = posepipe_rewrite.exact(source, held, expected, name) if rewrites else None
 
     tflite = convert(source)
     if floating := not_integer(tflite):
