@@ -174,8 +174,12 @@ def _summarise(layout: Layout, recipe: Recipe, placed: dict[str, Path], manifest
     shown = [Built(tid, manifests[tid]["label"], str(dest.relative_to(layout.checkout) if dest.is_relative_to(layout.checkout) else dest),
                    figures(manifests[tid])) for tid, dest in placed.items()]
     console.build_summary(recipe.name, shown, len(engine.stats.ran), len(engine.stats.cached), len(engine.stats.pulled))
+    reports = {key: report for m in manifests.values() for key, report in m["verification"].items()}
     for step_id, files in sorted(engine.stats.differs.items()):
         verdict = f"NOT reproducible: {', '.join(files)} differ" if files else "reproducible"
+        stated = [r["reproducibility"] for key, r in reports.items() if key.startswith(f"{step_id}/") and isinstance(r.get("reproducibility"), str)]
+        if files and stated and not any(f.endswith("report.json") for f in files):
+            verdict += f", as its report states (the report, with what it records instead, came out identical): {stated[0]}"
         console.line(f"check {step_id}: {verdict}")
 
 
