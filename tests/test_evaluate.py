@@ -22,7 +22,7 @@ from pipelines.core import evaluation
 from pipelines.core.errors import NotImplementedYet, UsageError
 from pipelines.core.layout import REPO_ROOT, Layout
 from pipelines.core.mmpose_configs import config_1x
-from pipelines.core.plan import REFERENCE, LabelledData, evaluation_columns, evaluation_steps, plan
+from pipelines.core.plan import REFERENCE, LabelledData, evaluation_columns, evaluation_steps, plan, predict_step
 from pipelines.core.recipe import load_recipe
 from pipelines.edges import artifacts
 from pipelines.edges.docker_driver import DockerDriver, Mount
@@ -63,6 +63,21 @@ def test_each_target_and_the_export_get_a_runner_step_and_a_score_step():
     # another set is another step; the same set is the same key material
     other = evaluation_columns(r, targets, LabelledData("b", "b" * 64, "c" * 64))
     assert other[1].run.id != columns[1].run.id and other[1].run.blobs == (("annotations", "b" * 64), ("images", "c" * 64))
+
+
+def test_a_runner_that_rebuilds_its_model_takes_what_the_compile_step_took():
+    """RKNN's simulator cannot load a .rknn: its run steps take the export, the calibration set and the settings too."""
+    r = load_recipe(REPO_ROOT / "recipes" / "face_deeppose.yaml")
+    rknn, ort = r.target("rk3566_int8"), r.target("ort_int8")
+    compiled = {s.id: s for s in plan(r, (rknn,), "c" * 64, "d" * 64)}["face_deeppose/rk3566_int8"]
+    _, ort_column, rknn_column = evaluation_columns(r, (ort, rknn), DATA)
+    shown = predict_step(r, rknn, "e" * 64, None)
+    for step in (rknn_column.run, shown):
+        assert step.deps == (("artifact", "face_deeppose/rk3566_int8"), *compiled.deps)
+        assert step.params["settings"] == compiled.params["settings"] and step.params["frontend"] == "onnx"
+    assert compiled.deps == (("model", "face_deeppose/export@b1"), ("calibration", "face_deeppose/calibration"))
+    assert ort_column.run.deps == (("artifact", "face_deeppose/ort_int8"),) and "settings" not in ort_column.run.params
+    assert predict_step(r, ort, "e" * 64, None).deps == (("artifact", "face_deeppose/ort_int8"),)
 
 
 def scored(figures: dict, seconds: float = 0.01) -> dict:

@@ -154,6 +154,9 @@ BAD = [
     ("ov fp16 without max_abs_diff", "litehrnet", LITE.replace("    precision: FP16\n    max_abs_diff: 0.02\n", "    precision: FP16\n", 1), "targets[5].max_abs_diff", "required field is missing"),
     ("ov int8 without a limit", "litehrnet", LITE.replace("    preset: performance\n    max_keypoint_error_px: 2.0\n", "    preset: performance\n", 1), "targets[6].max_keypoint_error_px", "required field is missing"),
     ("unparsable url", "litehrnet", LITE.replace("url: https://download.openmmlab.com/", "url: https://[download.openmmlab.com/", 1), "model.checkpoint.url", "is not a URL: Invalid IPv6 URL"),  # found by the fuzzer
+    ("rknn fp16 on an int8-only npu", "litehrnet", LITE.replace("platform: rv1106\n    quantize: INT8", "platform: rv1106\n    quantize: FP16", 1), "targets[13].quantize", "must be 'INT8', not 'FP16'"),
+    ("rknn without a limit", "litehrnet", LITE.replace("platform: rk3566\n    quantize: INT8\n    max_keypoint_error_px: 2.0\n", "platform: rk3566\n    quantize: INT8\n", 1), "targets[12].max_keypoint_error_px", "required field is missing"),
+    ("rknn gdq needs torch", "litehrnet", LITE.replace("platform: rk3566\n    quantize: INT8\n", "platform: rk3566\n    quantize: INT8\n    algorithm: gdq\n", 1), "targets[12].algorithm", "one of 'normal', 'mmse', 'kl_divergence'"),
     ("ov bad precision", "litehrnet", LITE.replace("precision: FP16", "precision: BF16", 1), "targets[5].precision", "one of 'FP32', 'FP16', 'INT8'"),
     # the labelled set and the preview photo are inputs like any other: fetched by hash, read as told
     ("evaluation without images", "litehrnet", LITE.replace("  images:\n    url: http://images.cocodataset.org/zips/val2017.zip\n    sha256: unpinned\n", "", 1), "evaluation.images", "required field is missing"),

@@ -64,7 +64,7 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
     steps: dict[str, Step] = {}
     for b in sorted({t.batch for t in wanted if not t.combines}):
         steps[export_step_id(recipe, b)] = export_step(recipe, b, checkpoint_sha256)
-    calibration_id = f"{recipe.name}/calibration"
+    calibration_id = calibration_step_id(recipe)
     if calibration_sha256 and recipe.calibration and needs_calibration(recipe, targets):
         c = recipe.calibration
         steps[calibration_id] = Step(
@@ -79,11 +79,30 @@ def plan(recipe: Recipe, targets: tuple[Target, ...], checkpoint_sha256: str, ca
             steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile (from {', '.join(t.combines)})", deps=deps)
             continue
         params.update(_model_facts(recipe, t.batch), frontend=t.frontend)
-        deps = [("model", export_step_id(recipe, t.batch))]
-        if t.needs_calibration and calibration_id in steps:
-            deps.append(("calibration", calibration_id))  # /in/calibration/{list.json,images/}
-        steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile", deps=tuple(deps), timeout=6 * 3600)
+        steps[sid] = Step(sid, t.toolchain, params, f"{recipe.name}/{t.id}/compile",
+                          deps=_compile_inputs(recipe, t, calibration_id in steps), timeout=6 * 3600)
     return list(steps.values())
+
+
+def calibration_step_id(recipe: Recipe) -> str:
+    return f"{recipe.name}/calibration"
+
+
+def _compile_inputs(recipe: Recipe, target: Target, calibrated: bool) -> tuple[tuple[str, str], ...]:
+    """The steps a target compiles from: its export (/in/model) and, if it needs it and the build has one, the
+    calibration step (/in/calibration/{list.json,images/})."""
+    deps = [("model", export_step_id(recipe, target.batch))]
+    if target.needs_calibration and calibrated:
+        deps.append(("calibration", calibration_step_id(recipe)))
+    return tuple(deps)
+
+
+def _runner_inputs(recipe: Recipe, target: Target) -> tuple[tuple[tuple[str, str], ...], dict[str, Any]]:
+    """What a target's run step takes besides its artifact: nothing, unless its toolchain's runner rebuilds the
+    model (it cannot load the artifact); then the compile step's own inputs and settings."""
+    if not target.runner_rebuilds:
+        return (), {}
+    return _compile_inputs(recipe, target, recipe.calibration is not None), {"settings": plain(target.params), "frontend": target.frontend}
 
 
 def needs_calibration(recipe: Recipe, targets: tuple[Target, ...]) -> bool:
@@ -113,10 +132,11 @@ def predict_step(recipe: Recipe, target: Target, photo_sha256: str, box: tuple[i
     """A step that runs ``target``'s built artifact on one photo in its toolchain's image (the toolchain's
     runner, Step.script "run"): keypoints.json and the drawn photo (VIS_FILES). Keyed like any step, so a
     repeat is a cache hit."""
+    rebuild, settings = _runner_inputs(recipe, target)
     params = {"stage": "predict", "target": target.id, "output": target.output, "box": list(box) if box else None,
-              "image_format": image_format, "vis": VIS_FILES[image_format], **_model_facts(recipe, target.batch)}
+              "image_format": image_format, "vis": VIS_FILES[image_format], **_model_facts(recipe, target.batch), **settings}
     return Step(f"{recipe.name}/{target.id}/predict", target.toolchain, params, f"{recipe.name}/{target.id}/predict",
-                deps=(("artifact", compile_step_id(recipe, target)),), blobs=(("photo", photo_sha256),), script="run")
+                deps=(("artifact", compile_step_id(recipe, target)), *rebuild), blobs=(("photo", photo_sha256),), script="run")
 
 
 def compare_step(recipe: Recipe, target: Target, predicted: Step) -> Step:
@@ -160,14 +180,14 @@ def evaluation_columns(recipe: Recipe, targets: tuple[Target, ...], data: Labell
     (the export toolchain's "score"). Keyed like any step: a repeat on the same artifact and set is a hit."""
     read = {"annotations_member": data.annotations_member, "images_prefix": data.images_prefix, "limit": data.limit}
     tag = data.annotations[:12] if data.annotations == data.images else f"{data.annotations[:12]}-{data.images[:12]}"
-    sources = [(REFERENCE, EXPORT_TOOLCHAIN, "", 1, export_step_id(recipe, 1))]
-    sources += [(t.id, t.toolchain, t.output, t.batch, compile_step_id(recipe, t)) for t in targets]
+    sources = [(REFERENCE, EXPORT_TOOLCHAIN, "", 1, export_step_id(recipe, 1), ((), {}))]
+    sources += [(t.id, t.toolchain, t.output, t.batch, compile_step_id(recipe, t), _runner_inputs(recipe, t)) for t in targets]
     columns = []
-    for name, toolchain, output, batch_size, artifact in sources:
+    for name, toolchain, output, batch_size, artifact, (rebuild, settings) in sources:
         label = f"{recipe.name}/{name}/evaluate"
         run = Step(f"{label}@{tag}", toolchain, {"stage": "evaluate", "target": name, "output": output, **read,
-                                                 **_model_facts(recipe, batch_size)}, label,
-                   deps=(("artifact", artifact),), blobs=(("annotations", data.annotations), ("images", data.images)),
+                                                 **_model_facts(recipe, batch_size), **settings}, label,
+                   deps=(("artifact", artifact), *rebuild), blobs=(("annotations", data.annotations), ("images", data.images)),
                    script="run", timeout=24 * 3600)
         score = Step(f"{recipe.name}/{name}/score@{tag}", EXPORT_TOOLCHAIN,
                      {"stage": "score", "mmpose": _mmpose_source(recipe), "annotations_member": data.annotations_member},

@@ -140,6 +140,10 @@ class Target:
     def frontend(self) -> str:
         return toolchains.get(self.toolchain).frontend(self.params)
 
+    @property
+    def runner_rebuilds(self) -> bool:
+        return toolchains.get(self.toolchain).runner_rebuilds
+
 
 @dataclass(frozen=True)
 class Recipe:

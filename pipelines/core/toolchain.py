@@ -36,6 +36,9 @@ class Toolchain:
     verification: str = "no check of its own: a real compile is labelled 'compiled'"
     int8_field: str | None = None  # the target field whose value "int8" (any case) means it quantises
     combine_field: str | None = None  # the target field listing targets whose outputs it merges
+    # Its runner cannot load a built artifact (RKNN's simulator refuses a .rknn read from a file): it rebuilds the
+    # model in-process from what the compile step took, so its run steps take those inputs and settings too.
+    runner_rebuilds: bool = False
 
     def needs_calibration(self, target: Mapping[str, Any]) -> bool:
         """Whether this target needs the recipe's calibration set (it quantises)."""
