@@ -31,7 +31,6 @@ TOOLCHAIN = Rknn(
     verification=("the model rknn-toolkit2 built, run in its x86 simulator on the held-out images right before it was "
                   "exported (the simulator cannot load a .rknn file), against the FP32 export in ONNX Runtime: decoded "
                   "keypoints within the target's limits (and outputs within max_abs_diff, if set)"),
-    int8_field="quantize",
     runner_rebuilds=True,
     target_fields={
         "description": "A .rknn (model.rknn; raw 0-255 NCHW/NHWC pixels in, the recipe's mean/std applied inside) "
