@@ -30,9 +30,10 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+import posepipe_child
 import posepipe_rewrite
 
-from posepipe_step import (OUT, PARAMS, SETTINGS as S, agreement, check, fail, gate, held_out_inputs, limits, mean_std, run_capture,
+from posepipe_step import (OUT, PARAMS, SETTINGS as S, agreement, check, fail, gate, held_out_inputs, limits, mean_std,
                           write_report)
 
 WORK = Path(tempfile.mkdtemp(prefix="litert"))
@@ -55,18 +56,12 @@ def convert(model: Path) -> Path:
     (a segfault in its flatbuffer_direct backend on some graphs) and the step then says so plainly."""
     calibration = WORK / "calibration.npy"
     np.save(calibration, calibration_images())
-    code, output = run_capture([sys.executable, __file__, "convert", model, calibration, WORK / "converted"])
-    if code != 0:
-        said = [line.removeprefix(CANNOT) for line in output.splitlines() if line.startswith(CANNOT)]
-        why = said[-1] if said else (f"it crashed with signal {-code}" if code < 0 else f"it exited with {code}")
-        fail(f"onnx2tf ({S.get('converter', 'flatbuffer_direct')}) could not make a full-integer model: {why}")
+    posepipe_child.run([sys.executable, __file__, "convert", model, calibration, WORK / "converted"],
+                       f"onnx2tf ({S.get('converter', 'flatbuffer_direct')}) could not make a full-integer model")
     found = sorted((WORK / "converted").glob("*_full_integer_quant.tflite"))
     if not found:
         fail("onnx2tf wrote no full-integer .tflite")
     return found[0]
-
-
-CANNOT = "posepipe: cannot convert: "  # the child's last word on why onnx2tf failed
 
 
 def convert_here(model: str, calibration: str, folder: str) -> None:
@@ -85,11 +80,7 @@ def convert_here(model: str, calibration: str, folder: str) -> None:
                                                 [[[[m / 255 for m in mean]]]], [[[[s / 255 for s in std]]]]]],
         )
     except Exception as e:  # noqa: BLE001 - reported on one line, the step then fails with it
-        root = e
-        while root.__cause__ is not None:
-            root = root.__cause__
-        print(f"{CANNOT}{type(root).__name__}: {str(root).replace(chr(10), ' ')[:400]}", flush=True)
-        sys.exit(3)
+        posepipe_child.refuse(e)
 
 
 class Quantised:

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+import posepipe_child
 import posepipe_rewrite
-from posepipe_step import OUT, PARAMS, SETTINGS as S, agreement, check, fail, gate, held_out_inputs, limits, load_image, mean_std, run_capture, write_report
+from posepipe_step import OUT, PARAMS, SETTINGS as S, agreement, check, fail, gate, held_out_inputs, limits, load_image, mean_std, write_report
 
 WORK = Path(tempfile.mkdtemp(prefix="rknn"))
-CANNOT = "posepipe: cannot build: "  # the child's last word on why the toolkit failed
 OP_ROW = re.compile(r"^D RKNN: \[[^\]]*\]\s+(\d+)\s+(\S+)\s+(\S+)\s+(NPU|CPU)\s.*\s(\S+)\s*$")
 BOUNDARY_OPS = {"InputOperator", "OutputOperator"}  # the toolkit's own input/output stages, not the model's ops
 CHECK_RAN_ON = ("the model rknn-toolkit2 built in this process, run in its x86 simulator right before export_rknn wrote "
@@ -122,8 +122,7 @@ def child(model: str, inputs: str, folder: str) -> None:
         if toolkit.export_rknn(str(out / "model.rknn")) != 0:
             raise RuntimeError("rknn-toolkit2 export_rknn failed")
     except Exception as e:  # noqa: BLE001 - reported on one line; the step then fails with it
-        print(f"{CANNOT}{type(e).__name__}: {str(e).replace(chr(10), ' ')[:400]}", flush=True)
-        sys.exit(3)
+        posepipe_child.refuse(e)
 
 
 def op_targets(log: str) -> dict:
@@ -160,11 +159,8 @@ def main() -> None:
         calibration_files()
     built = WORK / "built"
     built.mkdir()
-    code, output = run_capture([sys.executable, __file__, "child", model, WORK, built], cwd=WORK)
-    if code != 0:
-        said = [line.removeprefix(CANNOT) for line in output.splitlines() if line.startswith(CANNOT)]
-        why = said[-1] if said else (f"it crashed with signal {-code}" if code < 0 else f"it exited with {code}")
-        fail(f"rknn-toolkit2 could not build for {S['platform']} ({S['quantize']}): {why}")
+    output = posepipe_child.run([sys.executable, __file__, "child", model, WORK, built],
+                                f"rknn-toolkit2 could not build for {S['platform']} ({S['quantize']})", cwd=WORK)
     simulated = [[arrays[k] for k in sorted(arrays.files, key=lambda k: int(k.split("_")[1]))]
                  for arrays in (np.load(f) for f in sorted(built.glob("simulated*.npz")))]
     shutil.copyfile(built / "model.rknn", OUT / "model.rknn")
