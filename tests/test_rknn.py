@@ -80,10 +80,9 @@ def test_an_int8_rknn_is_checked_run_by_its_runner_and_its_rebuild_differs_only_
     # built again: only the .rknn's bytes may move; report.json (with the simulator outputs' digests) may not
     capsys.readouterr()
     build(rknn_checkout, BuildRequest("face_deeppose", "rk3566_int8", progress=False, jobs=2, check=True))
-    said = capsys.readouterr().out
-    assert "check face_deeppose/rk3566_int8: " in said and "NOT reproducible: face_deeppose_rk3566_int8/report.json" not in said
-    if "model.rknn differ" in said:  # the bytes moved, and the console says the report states why
-        assert "as its report states" in said
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("check face_deeppose/rk3566_int8: "))
+    # either the bytes happened to agree, or only the .rknn moved and the console says the report states why
+    assert line.endswith(": reproducible") or "NOT reproducible: face_deeppose_rk3566_int8/model.rknn differ, as its report states" in line
     again = json.loads((rknn_checkout.artifacts / "face_deeppose" / "rk3566_int8" / "manifest.json").read_text())
     differing = again["reproducibility"]["differing_files"]
     assert set(differing.pop("face_deeppose/rk3566_int8")) <= {"face_deeppose_rk3566_int8/model.rknn"}
