@@ -33,6 +33,7 @@ from pipelines.edges.remote_images import RemoteImages
 from pipelines.edges.remote_steps import RemoteSteps
 from pipelines.edges.settings import cache_setting
 from pipelines.edges.stepcache import Entry, StepCache
+from pipelines.edges.store import Store
 
 REPORTS = ("export.json", "report.json")
 
@@ -108,7 +109,7 @@ def prepare(layout: Layout, recipe: Recipe, targets: tuple[Target, ...], req: Bu
         console.note(f"remote cache {registry.url}" + (" (read-only)" if registry.read_only else ""))
     engine = Engine(
         driver, ImageBuilder(driver, layout.docker, layout.store, remote=registry and RemoteImages(registry, driver)),
-        StepCache(layout.store), BlobStore(layout.store), layout.docker, layout.store / "logs" / recipe.name, options,
+        StepCache(layout.store), BlobStore(layout.store), layout.docker, Store(layout.store).logs / recipe.name, options,
         on_line=shown.output, on_start=shown.started, on_done=shown.done,
         remote=registry and RemoteSteps(registry, BlobStore(layout.store), options.source_date_epoch),
     )

@@ -30,6 +30,7 @@ from pipelines.edges.blobstore import BlobStore
 from pipelines.edges.fetcher import Fetcher, FetchOptions
 from pipelines.edges.fs import replace_dir, staging_dir
 from pipelines.edges.oci import OciRegistry
+from pipelines.edges.store import Store
 
 
 SMALL_FILE_CAP = 16 << 20  # index.json and signature envelopes: far above any real one
@@ -87,7 +88,7 @@ def download(
     if to.exists() and any(to.iterdir()):
         raise UsageError(f"{to} exists and is not empty; downloads go into a new folder")
 
-    fetcher = Fetcher(BlobStore(layout.store), layout.store / "download.lock", options, for_terminal(progress))
+    fetcher = Fetcher(BlobStore(layout.store), Store(layout.store).pins("download"), options, for_terminal(progress))
     label = f"{recipe}/{target} {version}"
     tar_name = Path(entry["tarball"]).name
     with tempfile.TemporaryDirectory() as pulled:

@@ -7,11 +7,12 @@ from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
 from pipelines.edges import wheelhouse
 from pipelines.edges.images import load_toolchain
+from pipelines.edges.store import Store
 
 
 def lock(layout: Layout, toolchain: str) -> None:
     source = layout.docker / toolchain / "requirements.in"
     if not source.is_file():
         raise UsageError(f"{source} does not exist")
-    out = wheelhouse.lock(source, layout.store / "wheels", load_toolchain(layout.docker, toolchain).python)
+    out = wheelhouse.lock(source, Store(layout.store).wheels, load_toolchain(layout.docker, toolchain).python)
     console.line(f"wrote {out} ({len(wheelhouse.locked_hashes(out))} wheels)")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.edges.fs import file_lock, write_bytes_atomic
+from pipelines.edges.store import Store
 from pipelines.core.digests import sha256_bytes, sha256_file
 
 CACHEDIR_TAG = (
@@ -27,6 +28,11 @@ CACHEDIR_TAG = (
 class BlobStore:
     root: Path
 
+    @property
+    def areas(self) -> Store:
+        """The store's layout (this blob store is its blobs/, partial/ and their locks)."""
+        return Store(self.root)
+
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tag = self.root / "CACHEDIR.TAG"
@@ -36,29 +42,29 @@ class BlobStore:
     # -- locations
 
     def blob_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / "sha256" / sha256
+        return self.areas.blobs / sha256
 
     def partial_path(self, key: str) -> Path:
         """Where a download for ``key`` accumulates; same filesystem as the blobs."""
-        return self.root / "partial" / f"{key}.part"
+        return self.areas.partial / f"{key}.part"
 
     def lock_path(self, key: str) -> Path:
         """Held while ``key`` is fetched (so also while its partial download grows)."""
-        return self.root / "locks" / f"{key}.lock"
+        return self.areas.fetch_lock(key)
 
     def use_lock_path(self, sha256: str) -> Path:
-        return self.root / "locks" / f"use-blob-{sha256}.lock"
+        return self.areas.blob_use_lock(sha256)
 
     def in_use(self, sha256: str):
         """A shared hold on a blob while a step mounts it; `gc` leaves held blobs alone."""
         return file_lock(self.use_lock_path(sha256), shared=True)
 
     def partials(self) -> list[Path]:
-        d = self.root / "partial"
+        d = self.areas.partial
         return sorted(d.glob("*.part")) if d.is_dir() else []
 
     def _fingerprint_path(self, sha256: str) -> Path:
-        return self.root / "blobs" / "verified" / sha256
+        return self.areas.verified / sha256
 
     def add(self, source: Path) -> str:
         """A local file (a photo to predict on) copied in under its sha256; its digest."""
@@ -110,7 +116,7 @@ class BlobStore:
         return 0.0
 
     def shas(self) -> list[str]:
-        d = self.root / "blobs" / "sha256"
+        d = self.areas.blobs
         return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
 
     def discard(self, sha256: str) -> None:

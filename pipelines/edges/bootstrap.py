@@ -27,6 +27,7 @@ from pipelines.core.digests import canonical_json, sha256_file, sha256_json
 from pipelines.core.errors import RootlessUnavailable, StepFailed, UsageError
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.edges.fs import write_bytes_atomic
+from pipelines.edges.store import Store
 
 BASE_REPOSITORY = "posepipe/base"
 # SOURCE_DATE_EPOCH for mmdebstrap: file times and package state then depend only on the packages.
@@ -173,14 +174,14 @@ def make_rootfs(spec: BaseSpec, mirror: str, tar: Path, logfile: Path) -> str:
     return sha256_file(tar)[0]
 
 
-def ensure_base(driver: DockerDriver, spec: BaseSpec, store_root: Path, fresh: bool = False) -> str:
+def ensure_base(driver: DockerDriver, spec: BaseSpec, store: Store, fresh: bool = False) -> str:
     """The base image ID: the configured image, or the bootstrapped one (made if missing or ``fresh``)."""
     if spec.image:
         return driver.image_id(spec.image) or driver.pull(spec.image)
     image_id = driver.image_id(spec.tag)
     if image_id and not fresh:
         return image_id
-    work = store_root / "tmp"
+    work = store.tmp
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bootstrap-", dir=work) as tmp:
         tar, logfile = Path(tmp) / "rootfs.tar", Path(tmp) / "mmdebstrap.log"
@@ -193,7 +194,7 @@ def ensure_base(driver: DockerDriver, spec: BaseSpec, store_root: Path, fresh: b
     image_id = driver.image_id(spec.tag)
     if image_id is None:
         raise StepFailed(f"docker import did not produce {spec.tag}")
-    record = store_root / "bases" / f"{spec.digest}.json"
+    record = store.bases / f"{spec.digest}.json"
     write_bytes_atomic(record, canonical_json(
         {"tag": spec.tag, "image_id": image_id, "rootfs_sha256": rootfs_sha256, "mirror": mirror, "spec": spec.__dict__}
     ))

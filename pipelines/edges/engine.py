@@ -251,7 +251,7 @@ class Engine:
         """--keep-failed: keep the step's folder and a live copy of its container."""
         if failed is None:
             return None
-        kept = self.cache.root / ".failed" / staged.name
+        kept = self.cache.failed / staged.name
         kept.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, kept)
         moved = [replace(m, host=kept / m.host.relative_to(staged)) if m.host.is_relative_to(staged) else m for m in mounts]

@@ -270,7 +270,7 @@ class Fetcher:
         self.store.remember_fingerprint(got)
         if not rf.fully_pinned:
             lockfile.record(
-                self.lock_path, lockfile.LockEntry(got, got_size, rf.url), self.store.root / "locks" / "lockfile.lock"
+                self.lock_path, lockfile.LockEntry(got, got_size, rf.url), self.store.areas.pins_lock()
             )
         return FetchResult(rf.url, got, got_size, final, downloaded=True)
 

@@ -33,6 +33,7 @@ from pipelines.edges.bootstrap import BaseRecord, BaseSpec, base_record, ensure_
 from pipelines.core.digests import SHA256_HEX, sha256_file, sha256_json
 from pipelines.edges.docker_driver import DockerDriver
 from pipelines.edges.remote_images import RemoteImages
+from pipelines.edges.store import Store
 from pipelines.core.errors import UsageError
 from pipelines.core.recipe import RemoteFile
 from pipelines.core.layout import REPO_ROOT
@@ -153,7 +154,7 @@ class ImageBuilder:
                  remote: RemoteImages | None = None):
         self.driver = driver
         self.docker_dir = docker_dir
-        self.store_root = store_root
+        self.store = Store(store_root)
         self.fresh_base = fresh_base  # re-run mmdebstrap even if the tagged base exists
         self.remote = remote  # a registry to pull missing images from and push built ones to
         self._base_ids: dict[str, str] = {}  # base tag -> image ID, once per builder
@@ -170,7 +171,7 @@ class ImageBuilder:
             if spec.tag not in self._base_ids:
                 reuse = not (self.fresh_base or spec.image)  # a configured base image is used as is
                 self._base_ids[spec.tag] = get_or_make(
-                    self.store_root / "locks" / f"base-{spec.digest}.lock", f"the base image {spec.tag}",
+                    self.store.base_lock(spec.digest), f"the base image {spec.tag}",
                     (lambda: self.driver.image_id(spec.tag)) if reuse else (lambda: None),
                     lambda: self._make_base(spec, reuse),
                 )
@@ -181,7 +182,7 @@ class ImageBuilder:
         pulled = self._pulled(spec.tag, "base", spec.digest) if reuse else None
         if pulled:
             return pulled
-        image_id = ensure_base(self.driver, spec, self.store_root, self.fresh_base)
+        image_id = ensure_base(self.driver, spec, self.store, self.fresh_base)
         if self.remote:
             self.remote.share(spec.tag, "base", spec.digest)
         return image_id
@@ -201,8 +202,8 @@ class ImageBuilder:
         vendor = provisioning.provisioned(spec.name)
         if vendor is None:
             raise provisioning.not_provisioned(spec.name, spec.provision)
-        fetcher = Fetcher(BlobStore(self.store_root), self.store_root / "vendor.lock")
-        return provisioning.vendor_image_id(self.driver, vendor, self.store_root, fetcher)
+        fetcher = Fetcher(BlobStore(self.store.root), self.store.pins("vendor"))
+        return provisioning.vendor_image_id(self.driver, vendor, self.store, fetcher)
 
     def base_input(self, spec: ToolchainSpec) -> str:
         """What ``spec`` is built on, by content: the bootstrap settings or the provisioned vendor image."""
@@ -222,7 +223,7 @@ class ImageBuilder:
         with a remote cache, once per builder, the registry is made to hold it too."""
         digest = self.digest(spec)
         tag = image_tag(spec.name, digest)
-        lock = self.store_root / "locks" / f"image-{tag.replace('/', '_').replace(':', '_')}.lock"
+        lock = self.store.image_lock(tag)
         pulled: list[str] = []
 
         def make() -> str:
@@ -245,8 +246,8 @@ class ImageBuilder:
     def _build(self, spec: ToolchainSpec, tag: str) -> str:
         base = self.base_for(spec)
         log.info(f"building image {tag} (its Dockerfile steps show with --verbose)")
-        (self.store_root / "tmp").mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="context-", dir=self.store_root / "tmp") as tmp:
+        self.store.tmp.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="context-", dir=self.store.tmp) as tmp:
             context = Path(tmp) / "context"
             shutil.copytree(spec.folder, context, ignore=shutil.ignore_patterns("__pycache__"))
             for name in spec.shared:
@@ -256,14 +257,14 @@ class ImageBuilder:
                     raise interpreters.missing(spec.python, spec.name)
                 interpreters.copy_into(spec.interpreter, context / "python")
             if spec.fetched:
-                fetcher = Fetcher(BlobStore(self.store_root), self.store_root / "toolchain-files.lock")
+                fetcher = Fetcher(BlobStore(self.store.root), self.store.pins("toolchain-files"))
                 (context / "fetched").mkdir()
                 for f in spec.fetched:
                     _link_or_copy(fetcher.fetch(f.source, f"{spec.name}: {f.name}").path, context / "fetched" / f.name)
             wheels = context / "wheels"
             wheels.mkdir(exist_ok=True)
             if spec.requirements:
-                for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store_root / "wheels", spec.python):
+                for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store.wheels, spec.python):
                     _link_or_copy(wheel, wheels / wheel.name)
                 (context / "Dockerfile").write_text(install_stage(spec) + (spec.folder / "Dockerfile").read_text())
             return self.driver.build(

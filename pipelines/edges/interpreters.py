@@ -31,6 +31,7 @@ from pipelines.core.layout import default_store
 from pipelines.core.errors import ToolchainNotProvisioned, UsageError
 from pipelines.edges.fs import write_bytes_atomic
 from pipelines.edges.provisioning import config_path
+from pipelines.edges.store import Store
 from pipelines.edges.trees import fingerprints
 
 SKIPPED = ("site-packages", "test", "__pycache__", "idlelib", "tkinter", "turtledemo")
@@ -66,7 +67,7 @@ def _kept(name: str) -> bool:
 def _digest(prefix: Path) -> str:
     """The prefix's content digest, re-hashed only when a file's stat fingerprint moved (hashing
     its ~7500 files took most of a no-op build of a TPU-MLIR target); the record is in the store."""
-    record = default_store() / "interpreters" / f"{sha256_bytes(str(prefix).encode())}.json"
+    record = Store(default_store()).interpreters / f"{sha256_bytes(str(prefix).encode())}.json"
     fingerprint = sha256_json(fingerprints(prefix, _kept))
     with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
         known = json.loads(record.read_text())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipelines.core.layout import REPO_ROOT
 from pipelines.core.mmpose_configs import configs_1x_path
+from pipelines.edges.store import Store
 from pipelines.edges.wheelhouse import fill_wheelhouse
 
 LOCK = REPO_ROOT / "docker" / "mmpose" / "requirements.lock"
@@ -39,5 +40,5 @@ def locked_wheel(wheelhouse: Path) -> Path:
 if __name__ == "__main__":
     from pipelines.core.layout import layout
 
-    configs_1x_path().write_text(render(locked_wheel(layout().store / "wheels")))
+    configs_1x_path().write_text(render(locked_wheel(Store(layout().store).wheels)))
     print(f"wrote {configs_1x_path()}", file=sys.stderr)

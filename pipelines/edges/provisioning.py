@@ -32,6 +32,7 @@ from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN, needs_c
 from pipelines.core.recipe import Recipe, RemoteFile, Target
 from pipelines.edges.fs import get_or_make, write_bytes_atomic
 from pipelines.edges.settings import config_dir
+from pipelines.edges.store import Store
 from pipelines.core.digests import SHA256_HEX
 from pipelines.core.errors import IntegrityError, ToolchainNotProvisioned, UsageError
 
@@ -128,14 +129,14 @@ def not_provisioned(name: str, provision_text: str) -> ToolchainNotProvisioned:
     )
 
 
-def vendor_image_id(driver, vendor: VendorImage, store_root: Path, fetcher) -> str:
+def vendor_image_id(driver, vendor: VendorImage, store: Store, fetcher) -> str:
     """The local image ID of a provisioned vendor image, loading (and hash-checking) it once."""
     if vendor.ref:
         found = driver.image_id(vendor.ref)
         if found:
             return found
         return driver.pull(vendor.ref)
-    record = store_root / "vendor" / f"{vendor.sha256}.json"
+    record = store.vendor / f"{vendor.sha256}.json"
 
     def find() -> str | None:
         if record.is_file():
@@ -153,4 +154,4 @@ def vendor_image_id(driver, vendor: VendorImage, store_root: Path, fetcher) -> s
         write_bytes_atomic(record, json.dumps({"image_id": image_id, "file": str(vendor.load)}).encode())
         return image_id
 
-    return get_or_make(store_root / "locks" / f"vendor-{vendor.sha256}.lock", f"the {vendor.toolchain} vendor image", find, load)
+    return get_or_make(store.vendor_lock(vendor.sha256), f"the {vendor.toolchain} vendor image", find, load)

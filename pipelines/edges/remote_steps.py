@@ -61,7 +61,7 @@ class RemoteSteps:
             return None
         sha, size = layer["digest"].removeprefix("sha256:"), int(layer["size"])
         url = self.registry.blob_url(self.registry.repository("steps"), layer["digest"])
-        fetcher = Fetcher(self.store, self.store.root / "remote.lock", FETCH, session=self.registry.blob_session())
+        fetcher = Fetcher(self.store, self.store.areas.pins("remote"), FETCH, session=self.registry.blob_session())
         try:
             blob = fetcher.fetch(RemoteFile(url, sha, size, kind="artifact"), f"cache {label}")
         except IntegrityError as e:

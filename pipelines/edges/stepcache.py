@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipelines.core.errors import IntegrityError
 from pipelines.edges.fs import file_lock, replace_dir, write_bytes_atomic
+from pipelines.edges.store import Store
 from pipelines.core.digests import canonical_json, sha256_json
 from pipelines.edges.trees import NotPlainFile, fingerprints as _fingerprints, tree_manifest
 
@@ -42,23 +43,24 @@ class Entry:
 
 class StepCache:
     def __init__(self, root: Path):
-        self.root = root / "steps"
-        self.locks = root / "locks"
-        self.tmp = self.root / ".tmp"
+        self.store = Store(root)
+        self.root = self.store.steps
+        self.tmp = self.store.step_tmp
+        self.failed = self.store.failed  # failed steps kept by --keep-failed
 
     def entry_path(self, key: str) -> Path:
         return self.root / key
 
     def lock_path(self, key: str) -> Path:
         """Held while a step for ``key`` runs and commits (``gc`` skips held keys)."""
-        return self.locks / f"step-{key}.lock"
+        return self.store.step_lock(key)
 
     def in_use(self, key: str):
         """Shared hold on an entry while a build reads it; gc skips entries held so."""
-        return file_lock(self.locks / f"use-{key}.lock", shared=True)
+        return file_lock(self.store.step_use_lock(key), shared=True)
 
     def log_lock_path(self, log: Path) -> Path:
-        return self.locks / f"use-log-{sha256_json(str(log.resolve()))[:32]}.lock"
+        return self.store.log_use_lock(sha256_json(str(log.resolve()))[:32])
 
     def log_in_use(self, log: Path):
         """Shared hold on a step's log while its container writes it and the step commits it; gc skips it."""

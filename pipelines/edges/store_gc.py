@@ -19,6 +19,7 @@ from pipelines.edges.fs import try_file_lock
 from pipelines.edges.blobstore import BlobStore
 from pipelines.core.errors import UsageError
 from pipelines.edges.stepcache import StepCache
+from pipelines.edges.store import Store
 
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 AGES = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -62,7 +63,8 @@ def inventory(store_root: Path) -> list[Item]:
 
 def _loose(store_root: Path) -> dict[str, list[Path]]:
     """The store's other areas, each item a path removed whole: wheels, logs, kept failed steps."""
-    wheels, logs, failed = store_root / "wheels", store_root / "logs", StepCache(store_root).root / ".failed"
+    store = Store(store_root)
+    wheels, logs, failed = store.wheels, store.logs, store.failed
     return {
         "wheel": sorted(p for p in wheels.iterdir() if p.is_dir()) if wheels.is_dir() else [],
         "log": sorted(p for p in logs.rglob("*.log") if p.is_file()) if logs.is_dir() else [],
@@ -113,7 +115,7 @@ def _locks(item: Item, steps: StepCache, blobs: BlobStore) -> list[Path]:
         return [blobs.lock_path(item.name)]
     if item.kind == "log":
         return [steps.log_lock_path(Path(item.name))]
-    return [steps.locks / f"use-{item.name}.lock", steps.lock_path(item.name)]
+    return [steps.store.step_use_lock(item.name), steps.lock_path(item.name)]
 
 
 def _remove(item: Item, steps: StepCache, blobs: BlobStore) -> None:
