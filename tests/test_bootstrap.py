@@ -175,3 +175,15 @@ def test_a_fetched_image_input_is_part_of_the_image_digest_by_its_sha256(tmp_pat
     (folder / "toolchain.yaml").write_text(spec_text.format("abcd1234"))
     with pytest.raises(UsageError, match=r"fetch\.runtime\.whl needs a url and a full 64-hex sha256"):
         load_toolchain(tmp_path / "docker", "tc")
+
+
+def test_a_shared_folder_is_part_of_the_image_digest_file_by_file():
+    """docker/common/torch (the torch stand-in) is shared as a folder: each of its files is an image input."""
+    standin = sorted(p.relative_to(REPO_ROOT / "docker" / "common").as_posix()
+                     for p in (REPO_ROOT / "docker" / "common" / "torch").rglob("*.py"))
+    assert standin == ["torch/__init__.py", "torch/autograd/__init__.py", "torch/nn/__init__.py"]
+    for name in ("rknn", "sophgo_tpu_mlir"):
+        spec = load_toolchain(REPO_ROOT / "docker", name)
+        assert "torch" in spec.shared
+        assert {f"shared/{rel}" for rel in standin} <= spec.files.keys()
+        assert "torch" not in (spec.folder / spec.requirements).read_text()  # the stand-in, never PyPI's torch

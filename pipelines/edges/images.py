@@ -77,7 +77,7 @@ class ToolchainSpec:
     base: str = "bootstrap"  # "bootstrap": our Debian base; "vendor": the image the user provisions
     provision: str = ""  # for vendor toolchains: exactly what the user must supply
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of every file
-    shared: tuple[str, ...] = ()  # files of docker/common/ copied into its build context (and its digest)
+    shared: tuple[str, ...] = ()  # files and folders of docker/common/ copied into its build context (and its digest)
     python: str = DEFAULT_PYTHON  # the CPython its wheels are for; not Debian's 3.11 means we supply one
     interpreter: Interpreter | None = None  # that supplied CPython, when it was found
     debian: tuple[str, ...] = ()  # Debian packages beyond the common base's: it stands on a base of its own
@@ -109,9 +109,9 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
     }
     shared = tuple(data.get("shared", ()))
     for name_ in shared:
-        if not (SHARED_DIR / name_).is_file():
-            raise UsageError(f"{spec_file}: shared file {name_!r} is not in {SHARED_DIR}")
-        files[f"shared/{name_}"] = sha256_file(SHARED_DIR / name_)[0]
+        if not (SHARED_DIR / name_).exists():
+            raise UsageError(f"{spec_file}: shared file or folder {name_!r} is not in {SHARED_DIR}")
+        files.update({f"shared/{rel}": digest for rel, digest in _shared_files(name_)})
     if data.get("requirements"):
         files["shared/install.Dockerfile"] = sha256_file(INSTALL_STAGE)[0]
     python = str(data.get("python", DEFAULT_PYTHON))
@@ -133,6 +133,13 @@ def load_toolchain(docker_dir: Path, name: str) -> ToolchainSpec:
         base=data.get("base", "bootstrap"), provision=data.get("provision", ""), shared=shared,
         python=python, interpreter=interpreter, debian=debian, fetched=fetched,
     )
+
+
+def _shared_files(name: str) -> list[tuple[str, str]]:
+    """(path under docker/common/, sha256) of a shared file, or of every file in a shared folder."""
+    path = SHARED_DIR / name
+    found = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]
+    return [(p.relative_to(SHARED_DIR).as_posix(), sha256_file(p)[0]) for p in found]
 
 
 @dataclass(frozen=True)
@@ -251,7 +258,10 @@ class ImageBuilder:
             context = Path(tmp) / "context"
             shutil.copytree(spec.folder, context, ignore=shutil.ignore_patterns("__pycache__"))
             for name in spec.shared:
-                shutil.copyfile(SHARED_DIR / name, context / name)
+                if (SHARED_DIR / name).is_dir():
+                    shutil.copytree(SHARED_DIR / name, context / name, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copyfile(SHARED_DIR / name, context / name)
             if spec.python != DEFAULT_PYTHON:
                 if spec.interpreter is None:
                     raise interpreters.missing(spec.python, spec.name)
