@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 from pipelines.core.plan import export_step_id, plan  # noqa: E402
 from pipelines.core.recipe import load_recipe  # noqa: E402
 from pipelines.core.steps import Step  # noqa: E402
-from pipelines.edges.docker_driver import DockerDriver, Mount  # noqa: E402
-from pipelines.edges.engine import EngineOptions  # noqa: E402
-from pipelines.edges.images import ImageBuilder, load_toolchain  # noqa: E402
+from pipelines.edges.containers.docker_driver import DockerDriver, Mount  # noqa: E402
+from pipelines.run.engine import EngineOptions  # noqa: E402
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain  # noqa: E402
 from tests.conftest import SHARED_STORE, TEST_TOOLCHAINS, make_engine, without_preview  # noqa: E402
 from tests.httpserver import LoopbackServer, Route  # noqa: E402
 

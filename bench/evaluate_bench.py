@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.engine_bench import scratch_checkout  # noqa: E402
 from bench.tpu_mlir_bench import scenes_zip  # noqa: E402
-from pipelines.edges.docker_driver import DockerDriver, Mount  # noqa: E402
-from pipelines.edges.images import ImageBuilder, load_toolchain  # noqa: E402
+from pipelines.edges.containers.docker_driver import DockerDriver, Mount  # noqa: E402
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain  # noqa: E402
 from tests.conftest import SHARED_STORE  # noqa: E402
 from tests.httpserver import LoopbackServer  # noqa: E402
 

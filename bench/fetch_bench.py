@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.edges.blobstore import BlobStore  # noqa: E402
+from pipelines.edges.store.blobs import BlobStore  # noqa: E402
 from pipelines.core.digests import sha256_file  # noqa: E402
-from pipelines.edges.fetcher import Fetcher  # noqa: E402
+from pipelines.edges.store.fetcher import Fetcher  # noqa: E402
 from pipelines.core.recipe import RemoteFile  # noqa: E402
 
 

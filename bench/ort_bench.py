@@ -23,15 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipelines.edges.blobstore import BlobStore  # noqa: E402
-from pipelines.edges.docker_driver import DockerDriver, Mount  # noqa: E402
+from pipelines.edges.store.blobs import BlobStore  # noqa: E402
+from pipelines.edges.containers.docker_driver import DockerDriver, Mount  # noqa: E402
 from pipelines.core.plan import CALIBRATION_TOOLCHAIN  # noqa: E402
-from pipelines.edges.engine import Engine, EngineOptions  # noqa: E402
-from pipelines.edges.fetcher import Fetcher  # noqa: E402
-from pipelines.edges.images import ImageBuilder, load_toolchain  # noqa: E402
+from pipelines.run.engine import Engine, EngineOptions  # noqa: E402
+from pipelines.edges.store.fetcher import Fetcher  # noqa: E402
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain  # noqa: E402
 from pipelines.core.plan import compile_step_id, export_step_id, plan  # noqa: E402
 from pipelines.core.recipe import RemoteFile, load_recipe  # noqa: E402
-from pipelines.edges.stepcache import StepCache  # noqa: E402
+from pipelines.edges.store.steps import StepCache  # noqa: E402
 from tests.conftest import SHARED_STORE  # noqa: E402
 
 RULE = {"quantize_ops", "fp32_depthwise", "int8_min_map"}  # a recipe's statement of what stays FP32

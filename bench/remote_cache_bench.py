@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from bench.engine_bench import containers_created, invoke, scratch_checkout  # noqa: E402
 from pipelines.core.plan import plan  # noqa: E402
 from pipelines.core.recipe import load_recipe  # noqa: E402
-from pipelines.edges.docker_driver import DockerDriver  # noqa: E402
-from pipelines.edges.images import ImageBuilder, image_tag, load_toolchain  # noqa: E402
+from pipelines.edges.containers.docker_driver import DockerDriver  # noqa: E402
+from pipelines.edges.containers.images import ImageBuilder, image_tag, load_toolchain  # noqa: E402
 from tests.conftest import local_registry  # noqa: E402
 from tests.httpserver import LoopbackServer  # noqa: E402
 

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.edges.blobstore import BlobStore
-from pipelines.edges.docker_driver import OWNER_LABEL, DockerDriver, owner_gone, owner_token
-from pipelines.edges.engine import Engine, EngineOptions
-from pipelines.edges.images import ImageBuilder
+from pipelines.edges.store.blobs import BlobStore
+from pipelines.edges.containers.docker_driver import OWNER_LABEL, DockerDriver, owner_gone, owner_token
+from pipelines.run.engine import Engine, EngineOptions
+from pipelines.edges.containers.images import ImageBuilder
 from pipelines.core.layout import REPO_ROOT
-from pipelines.edges.registry import CacheSetting, Registry
-from pipelines.edges.remote_images import RemoteImages
-from pipelines.edges.remote_steps import RemoteSteps
-from pipelines.edges.stepcache import StepCache
+from pipelines.edges.remote.registry import CacheSetting, Registry
+from pipelines.edges.remote.images import RemoteImages
+from pipelines.edges.remote.steps import RemoteSteps
+from pipelines.edges.store.steps import StepCache
 
 TEST_TOOLCHAINS = Path(__file__).resolve().parent / "toolchains"
 # Images and wheels are shared by all tests (and kept between CI runs on one machine):
@@ -119,7 +119,7 @@ def standin_vendor_image(folder: Path, base: str | None = None) -> str:
     import hashlib
     import json
 
-    from pipelines.edges.stepcache import tree_manifest
+    from pipelines.edges.store.steps import tree_manifest
 
     driver = DockerDriver.from_env()
     base = base or ImageBuilder(driver, REPO_ROOT / "docker", SHARED_STORE).base_id()

@@ -21,7 +21,9 @@ from pipelines.commands import download as downloading
 from pipelines.commands import publish as publishing
 from pipelines.core import labels, manifest
 from pipelines.core.provenance import statement
-from pipelines.edges import archive, artifacts, signing
+from pipelines.edges.publishing import archive
+from pipelines.edges.publishing import artifacts
+from pipelines.edges.publishing import signing
 from pipelines.core.errors import IntegrityError, NetworkError, UsageError
 from pipelines.core.layout import Layout
 

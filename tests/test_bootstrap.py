@@ -24,10 +24,10 @@ import yaml
 
 from pipelines.core.errors import RootlessUnavailable, UsageError
 from pipelines.core.layout import REPO_ROOT
-from pipelines.edges import bootstrap
-from pipelines.edges.bootstrap import ROOTFS_LABEL, debian_mirror, load_base_spec, make_rootfs, unshare_problems
-from pipelines.edges.docker_driver import DockerDriver
-from pipelines.edges.images import load_toolchain
+from pipelines.edges.containers import bootstrap
+from pipelines.edges.containers.bootstrap import ROOTFS_LABEL, debian_mirror, load_base_spec, make_rootfs, unshare_problems
+from pipelines.edges.containers.docker_driver import DockerDriver
+from pipelines.edges.containers.images import load_toolchain
 
 from .conftest import TEST_TOOLCHAINS, served_recipe, zip_of
 from .httpserver import LoopbackServer, Route

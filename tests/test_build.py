@@ -155,7 +155,7 @@ def test_two_clean_builds_give_identical_tarballs_and_manifests(checkout, tmp_pa
 
 
 def test_a_toolchain_whose_python_is_missing_is_reported_with_what_to_supply(checkout, monkeypatch, tmp_path):
-    from pipelines.edges import interpreters
+    from pipelines.edges.containers import interpreters
 
     shutil.copytree(REPO_ROOT / "docker" / "sophgo_tpu_mlir", checkout.docker / "sophgo_tpu_mlir")
     monkeypatch.setattr(interpreters, "_candidates", lambda minor: [])  # no pyenv, PATH or configured CPython 3.10
@@ -174,7 +174,7 @@ def test_a_toolchain_whose_python_is_missing_is_reported_with_what_to_supply(che
 def test_a_supplied_interpreters_digest_is_reused_until_a_file_of_it_changes(tmp_path, monkeypatch):
     """Hashing a CPython prefix is most of a no-op build's time: its digest is kept with a stat
     fingerprint and recomputed only when a file moves."""
-    from pipelines.edges import interpreters
+    from pipelines.edges.containers import interpreters
 
     monkeypatch.setenv("POSEPIPE_STORE", str(tmp_path / "store"))
     prefix = tmp_path / "python"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.edges.docker_driver import OWNER_LABEL
+from pipelines.edges.containers.docker_driver import OWNER_LABEL
 from pipelines.core.steps import Step, sorter
-from pipelines.edges.engine import EngineOptions
+from pipelines.run.engine import EngineOptions
 from pipelines.core.errors import StepFailed, UsageError
 from pipelines.core.layout import REPO_ROOT
 

@@ -24,8 +24,8 @@ from pipelines.core.layout import REPO_ROOT, Layout
 from pipelines.core.mmpose_configs import config_1x
 from pipelines.core.plan import REFERENCE, LabelledData, evaluation_columns, evaluation_steps, plan, predict_step
 from pipelines.core.recipe import load_recipe
-from pipelines.edges import artifacts
-from pipelines.edges.docker_driver import DockerDriver, Mount
+from pipelines.edges.publishing import artifacts
+from pipelines.edges.containers.docker_driver import DockerDriver, Mount
 
 from .test_pipeline import checkout, mmpose_image, random_weight_recipe, run_in, scenes, server  # noqa: F401
 from .test_predict import png_size

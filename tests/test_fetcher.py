@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.edges import lockfile
-from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.store import lockfile
+from pipelines.edges.store.blobs import BlobStore
 from pipelines.core.errors import IntegrityError, NetworkError, OfflineMissing, UnlockedInput
-from pipelines.edges.fetcher import Fetcher, FetchOptions
+from pipelines.edges.store.fetcher import Fetcher, FetchOptions
 from pipelines.core.recipe import RemoteFile
 
 from .httpserver import LoopbackServer, Route

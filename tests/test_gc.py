@@ -9,11 +9,11 @@ import pytest
 
 from pipelines.core.errors import UsageError
 from pipelines.core.steps import Step
-from pipelines.edges import store_gc as gc
-from pipelines.edges.blobstore import BlobStore, url_key
-from pipelines.edges.docker_driver import STEP_LABEL
+from pipelines.edges.store import gc
+from pipelines.edges.store.blobs import BlobStore, url_key
+from pipelines.edges.containers.docker_driver import STEP_LABEL
 from pipelines.edges.fs import file_lock
-from pipelines.edges.stepcache import StepCache
+from pipelines.edges.store.steps import StepCache
 
 from .conftest import make_engine
 

@@ -18,8 +18,8 @@ from pipelines.commands import publish as publishing
 from pipelines.core.errors import IntegrityError, NetworkError, NoSpace
 from pipelines.core.layout import Layout
 from pipelines.core.recipe import RemoteFile
-from pipelines.edges.blobstore import BlobStore
-from pipelines.edges.fetcher import Fetcher, FetchOptions
+from pipelines.edges.store.blobs import BlobStore
+from pipelines.edges.store.fetcher import Fetcher, FetchOptions
 
 from .httpserver import LoopbackServer, Route
 from .test_artifacts import make_artifact

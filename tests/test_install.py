@@ -14,7 +14,8 @@ import pytest
 
 from pipelines.commands import publish as publishing
 from pipelines.core.layout import REPO_ROOT
-from pipelines.edges import artifacts, signing
+from pipelines.edges.publishing import artifacts
+from pipelines.edges.publishing import signing
 from tests.test_artifacts import lay, make_artifact, served  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.slow

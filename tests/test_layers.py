@@ -1,6 +1,6 @@
 """The layering in DESIGN.md, enforced: imports only point down, and the core needs no edge library.
 
-    entry (the tasks, the `posepipe` program) -> commands -> cli, edges -> core
+    entry (the tasks, the `posepipe` program) -> commands -> cli, run (the engine) -> edges -> core
 
 A module may import its own layer and the layers below it; an upward import fails here.
 """
@@ -22,8 +22,9 @@ ALLOWED = {
     "core": {"core"},
     "edges": {"core", "edges"},
     "cli": {"core", "cli"},
-    "commands": {"core", "edges", "cli", "commands"},
-    "entry": {"core", "edges", "cli", "commands", "entry"},
+    "run": {"core", "edges", "run"},
+    "commands": {"core", "edges", "run", "cli", "commands"},
+    "entry": {"core", "edges", "run", "cli", "commands", "entry"},
 }
 EDGE_LIBRARIES = ("docker", "requests", "urllib3", "rich", "oras", "invoke", "cryptography")
 

@@ -10,9 +10,9 @@ import pytest
 from pipelines.commands import download as downloading
 from pipelines.commands import publish as publishing
 
-from pipelines.edges import signing
+from pipelines.edges.publishing import signing
 from pipelines.core.errors import IntegrityError, NetworkError, UsageError
-from pipelines.edges.oci import OciRegistry
+from pipelines.edges.publishing.oci import OciRegistry
 from pipelines.core.layout import Layout
 
 from .httpserver import LoopbackServer, Route

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.commands.build import BuildRequest, build
-from pipelines.edges.docker_driver import DockerDriver, Mount
+from pipelines.edges.containers.docker_driver import DockerDriver, Mount
 from pipelines.core.errors import NotImplementedYet, StepFailed, ToolchainNotProvisioned
-from pipelines.edges.images import ImageBuilder, load_toolchain
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain
 from pipelines.core.layout import REPO_ROOT, Layout
 from pipelines.core.plan import export_step_id, plan
 from pipelines.core.recipe import load_recipe

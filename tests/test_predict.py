@@ -14,8 +14,8 @@ import pytest
 from pipelines.commands.build import BuildRequest
 from pipelines.commands.predict import parse_box, predict
 from pipelines.core.errors import StepFailed, UsageError
-from pipelines.edges.blobstore import BlobStore
-from pipelines.edges.images import load_toolchain
+from pipelines.edges.store.blobs import BlobStore
+from pipelines.edges.containers.images import load_toolchain
 
 from .test_pipeline import checkout, mmpose_image, random_weight_recipe, scenes, server  # noqa: F401
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.edges.docker_driver import DockerDriver, Mount
-from pipelines.edges.images import ImageBuilder, load_toolchain
+from pipelines.edges.containers.docker_driver import DockerDriver, Mount
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain
 from pipelines.core.layout import REPO_ROOT
 
 from .conftest import SHARED_STORE

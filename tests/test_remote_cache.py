@@ -16,11 +16,11 @@ from pipelines.commands import images as imaging
 from pipelines.commands.build import BuildRequest, build
 from pipelines.core.layout import REPO_ROOT, Layout
 from pipelines.core.steps import Step
-from pipelines.edges.docker_driver import DockerDriver
-from pipelines.edges.engine import EngineOptions
-from pipelines.edges.images import ImageBuilder, image_tag, load_toolchain
-from pipelines.edges.registry import CacheSetting, Registry
-from pipelines.edges.remote_steps import MEDIA_TYPE, RemoteSteps
+from pipelines.edges.containers.docker_driver import DockerDriver
+from pipelines.run.engine import EngineOptions
+from pipelines.edges.containers.images import ImageBuilder, image_tag, load_toolchain
+from pipelines.edges.remote.registry import CacheSetting, Registry
+from pipelines.edges.remote.steps import MEDIA_TYPE, RemoteSteps
 
 from .conftest import TEST_TOOLCHAINS, local_registry, make_engine, served_recipe, zip_of
 from .httpserver import LoopbackServer, Route

@@ -9,9 +9,9 @@ import zlib
 import pytest
 
 from pipelines.commands.build import BuildRequest, build
-from pipelines.edges.docker_driver import DockerDriver
+from pipelines.edges.containers.docker_driver import DockerDriver
 from pipelines.core.errors import NotImplementedYet
-from pipelines.edges.images import ImageBuilder, load_toolchain
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain
 from pipelines.core.layout import REPO_ROOT, Layout
 
 from .conftest import SHARED_STORE, TEST_TOOLCHAINS, standin_vendor_image, vendor_checkout, zip_of

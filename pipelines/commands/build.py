@@ -20,19 +20,20 @@ from pipelines.core.plan import (REFERENCE, Column, LabelledData, compile_step_i
                                  needs_calibration, plan, predict_step)
 from pipelines.core.recipe import Recipe, Target
 from pipelines.core.steps import Step, upstream
-from pipelines.edges import artifacts, interpreters
-from pipelines.edges.blobstore import BlobStore
-from pipelines.edges.docker_driver import DockerDriver
-from pipelines.edges.engine import Engine, EngineOptions
-from pipelines.edges.fetcher import FetchOptions
+from pipelines.edges.publishing import artifacts
+from pipelines.edges.containers import interpreters
+from pipelines.edges.store.blobs import BlobStore
+from pipelines.edges.containers.docker_driver import DockerDriver
+from pipelines.run.engine import Engine, EngineOptions
+from pipelines.edges.store.fetcher import FetchOptions
 from pipelines.edges.git import posepipe_commit
-from pipelines.edges.images import ImageBuilder, load_toolchain
-from pipelines.edges.provisioning import blocker, not_provisioned
-from pipelines.edges.registry import Registry
-from pipelines.edges.remote_images import RemoteImages
-from pipelines.edges.remote_steps import RemoteSteps
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain
+from pipelines.edges.containers.provisioning import blocker, not_provisioned
+from pipelines.edges.remote.registry import Registry
+from pipelines.edges.remote.images import RemoteImages
+from pipelines.edges.remote.steps import RemoteSteps
 from pipelines.edges.settings import cache_setting
-from pipelines.edges.stepcache import Entry, StepCache
+from pipelines.edges.store.steps import Entry, StepCache
 from pipelines.edges.store import Store
 
 REPORTS = ("export.json", "report.json")

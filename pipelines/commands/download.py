@@ -25,11 +25,13 @@ from pipelines.core.errors import IntegrityError, NetworkError, UsageError
 from pipelines.core.layout import Layout
 from pipelines.core.provenance import ENVELOPE
 from pipelines.core.recipe import RemoteFile
-from pipelines.edges import archive, artifacts, signing
-from pipelines.edges.blobstore import BlobStore
-from pipelines.edges.fetcher import Fetcher, FetchOptions
+from pipelines.edges.publishing import archive
+from pipelines.edges.publishing import artifacts
+from pipelines.edges.publishing import signing
+from pipelines.edges.store.blobs import BlobStore
+from pipelines.edges.store.fetcher import Fetcher, FetchOptions
 from pipelines.edges.fs import replace_dir, staging_dir
-from pipelines.edges.oci import OciRegistry
+from pipelines.edges.publishing.oci import OciRegistry
 from pipelines.edges.store import Store
 
 

@@ -24,9 +24,9 @@ from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
 from pipelines.core.plan import REFERENCE, LabelledData
 from pipelines.core.recipe import Recipe, Target
-from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.store.blobs import BlobStore
 from pipelines.edges.fs import write_bytes_atomic
-from pipelines.edges.provisioning import blocker
+from pipelines.edges.containers.provisioning import blocker
 
 LOCAL_ANNOTATIONS = "annotations.json"  # where a --data archive keeps its COCO keypoints JSON
 

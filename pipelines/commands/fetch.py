@@ -7,9 +7,9 @@ from pipelines.cli.progress import for_terminal
 from pipelines.commands.recipes import all_valid, load_named
 from pipelines.core.layout import Layout
 from pipelines.core.recipe import Recipe, RemoteFile
-from pipelines.edges.blobstore import BlobStore
-from pipelines.edges.fetcher import Fetcher, FetchOptions, FetchResult
-from pipelines.edges.store_gc import parse_size
+from pipelines.edges.store.blobs import BlobStore
+from pipelines.edges.store.fetcher import Fetcher, FetchOptions, FetchResult
+from pipelines.edges.store.gc import parse_size
 
 
 def recipe_inputs(recipe: Recipe, calibration: bool, evaluation: bool = False) -> dict[str, tuple[str, RemoteFile]]:

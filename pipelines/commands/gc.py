@@ -6,10 +6,10 @@ from pipelines.cli import console
 from pipelines.core.cells import Status
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
-from pipelines.edges import store_gc
-from pipelines.edges.docker_driver import DockerDriver
-from pipelines.edges.images import ImageBuilder, image_tag, load_toolchain
-from pipelines.edges.provisioning import status
+from pipelines.edges.store import gc as store_gc
+from pipelines.edges.containers.docker_driver import DockerDriver
+from pipelines.edges.containers.images import ImageBuilder, image_tag, load_toolchain
+from pipelines.edges.containers.provisioning import status
 
 
 def gc(layout: Layout, max_size: str | None, max_age: str | None, images: bool) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pipelines.cli import console
 from pipelines.core.cells import Status
 from pipelines.core.layout import Layout
-from pipelines.edges.docker_driver import DockerDriver
-from pipelines.edges.images import ImageBuilder, load_toolchain
-from pipelines.edges.provisioning import status
-from pipelines.edges.registry import Registry
-from pipelines.edges.remote_images import RemoteImages
+from pipelines.edges.containers.docker_driver import DockerDriver
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain
+from pipelines.edges.containers.provisioning import status
+from pipelines.edges.remote.registry import Registry
+from pipelines.edges.remote.images import RemoteImages
 from pipelines.edges.settings import cache_setting
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.cli import console
-from pipelines.edges import signing
+from pipelines.edges.publishing import signing
 
 
 def keys(out: Path, name: str) -> tuple[Path, Path]:

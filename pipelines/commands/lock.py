@@ -5,8 +5,8 @@ from __future__ import annotations
 from pipelines.cli import console
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
-from pipelines.edges import wheelhouse
-from pipelines.edges.images import load_toolchain
+from pipelines.edges.containers import wheelhouse
+from pipelines.edges.containers.images import load_toolchain
 from pipelines.edges.store import Store
 
 

@@ -24,7 +24,7 @@ from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
 from pipelines.core.plan import CALIBRATION_TOOLCHAIN, EXPORT_TOOLCHAIN, needs_calibration, with_combined
 from pipelines.core.recipe import Recipe, Target
-from pipelines.edges.provisioning import declared_python
+from pipelines.edges.containers.provisioning import declared_python
 
 MAX_JOBS = 256
 MAX_OUTPUT_BYTES = 1_000_000

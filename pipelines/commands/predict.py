@@ -16,10 +16,10 @@ from pipelines.commands.recipes import load_named, select_targets
 from pipelines.core.errors import UsageError
 from pipelines.core.layout import Layout
 from pipelines.core.plan import VIS_FILES, compare_step, predict_step, reference_export
-from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.store.blobs import BlobStore
 from pipelines.edges.fs import write_bytes_atomic
-from pipelines.edges.images import load_toolchain
-from pipelines.edges.provisioning import blocker
+from pipelines.edges.containers.images import load_toolchain
+from pipelines.edges.containers.provisioning import blocker
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 

@@ -31,9 +31,11 @@ from pipelines.core.digests import canonical_json, sha256_bytes, sha256_file
 from pipelines.core.errors import IntegrityError, UsageError
 from pipelines.core.layout import Layout
 from pipelines.core.provenance import ENVELOPE, statement
-from pipelines.edges import archive, artifacts, signing
+from pipelines.edges.publishing import archive
+from pipelines.edges.publishing import artifacts
+from pipelines.edges.publishing import signing
 from pipelines.edges.fs import file_lock, replace_dir, staging_dir, write_bytes_atomic
-from pipelines.edges.oci import OciRegistry
+from pipelines.edges.publishing.oci import OciRegistry
 
 PREVIEW = manifest_model.PREVIEW_FILES[0]  # the picture the catalog shows, published beside the tarball (also inside it)
 

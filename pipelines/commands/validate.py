@@ -7,8 +7,8 @@ from pipelines.commands.recipes import Validation, validate_all
 from pipelines.core.cells import Cell, Status, cells, default_runner_labels
 from pipelines.core.errors import EngineUnavailable, InvalidRecipes
 from pipelines.core.layout import Layout
-from pipelines.edges.docker_driver import DockerDriver
-from pipelines.edges.provisioning import blocker
+from pipelines.edges.containers.docker_driver import DockerDriver
+from pipelines.edges.containers.provisioning import blocker
 
 
 def engine_problem() -> str | None:

@@ -1,7 +1,7 @@
 """The artifact manifest model: validated by its own schema, rendered as canonical JSON.
 
 No clock time in it, so two clean builds of the same recipe write the same bytes.
-Reading and writing manifests on disk is ``pipelines.edges.artifacts``.
+Reading and writing manifests on disk is ``pipelines.edges.publishing.artifacts``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a signature covers: an in-toto Statement v1 with SLSA v1 provenance, in a DSSE envelope.
 
 Pure: the statement is made from a manifest, the pre-authentication encoding from bytes.
-Keys and signatures are ``pipelines.edges.signing``.
+Keys and signatures are ``pipelines.edges.publishing.signing``.
 """
 
 from __future__ import annotations

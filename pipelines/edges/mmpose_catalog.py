@@ -15,7 +15,7 @@ from pathlib import Path
 from pipelines.core.layout import REPO_ROOT
 from pipelines.core.mmpose_configs import configs_1x_path
 from pipelines.edges.store import Store
-from pipelines.edges.wheelhouse import fill_wheelhouse
+from pipelines.edges.containers.wheelhouse import fill_wheelhouse
 
 LOCK = REPO_ROOT / "docker" / "mmpose" / "requirements.lock"
 IN_WHEEL = "mmpose/.mim/"

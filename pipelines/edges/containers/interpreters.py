@@ -30,7 +30,7 @@ from pipelines.core.digests import sha256_bytes, sha256_file, sha256_json
 from pipelines.core.layout import default_store
 from pipelines.core.errors import ToolchainNotProvisioned, UsageError
 from pipelines.edges.fs import write_bytes_atomic
-from pipelines.edges.provisioning import config_path
+from pipelines.edges.containers.provisioning import config_path
 from pipelines.edges.store import Store
 from pipelines.edges.trees import fingerprints
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from pipelines.core.digests import SHA256_HEX
 from pipelines.core.errors import IntegrityError, NetworkError
 from pipelines.core.recipe import RemoteFile
-from pipelines.edges import archive
-from pipelines.edges.blobstore import BlobStore
-from pipelines.edges.fetcher import FetchOptions, Fetcher
-from pipelines.edges.registry import Registry, RegistryDown
-from pipelines.edges.stepcache import Entry, StepCache
+from pipelines.edges.publishing import archive
+from pipelines.edges.store.blobs import BlobStore
+from pipelines.edges.store.fetcher import FetchOptions, Fetcher
+from pipelines.edges.remote.registry import Registry, RegistryDown
+from pipelines.edges.store.steps import Entry, StepCache
 
 log = logging.getLogger("posepipe")
 ARTIFACT_TYPE = "application/vnd.posepipe.step.v1"

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.edges.fs import try_file_lock
-from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.store.blobs import BlobStore
 from pipelines.core.errors import UsageError
-from pipelines.edges.stepcache import StepCache
+from pipelines.edges.store.steps import StepCache
 from pipelines.edges.store import Store
 
 UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

@@ -5,6 +5,10 @@ make again and safe to delete: verified blobs, step entries, wheels, logs, recor
 The modules that own an area (the blob store, the step cache, the wheelhouse, the image builder,
 ``gc``) take their paths from here, so ``gc`` can walk every area and a lock is the same file for
 every process that takes it. A lock's description says what a second process waits for.
+
+The package holds the modules that own those areas: ``blobs`` (verified files by sha256), ``fetcher``
+(the only way a download enters it), ``lockfile`` (pin files of what was fetched), ``steps`` (the step
+cache) and ``gc`` (bounds it all by size and age).
 """
 
 from __future__ import annotations

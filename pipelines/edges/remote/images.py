@@ -15,8 +15,8 @@ import logging
 
 from docker.errors import APIError
 
-from pipelines.edges.docker_driver import DockerDriver
-from pipelines.edges.registry import Registry, RegistryDown
+from pipelines.edges.containers.docker_driver import DockerDriver
+from pipelines.edges.remote.registry import Registry, RegistryDown
 
 log = logging.getLogger("posepipe")
 MISSING = ("manifest unknown", "not found", "does not exist")

@@ -23,21 +23,22 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.edges import interpreters, provisioning
-from pipelines.edges.interpreters import Interpreter
+from pipelines.edges.containers import interpreters
+from pipelines.edges.containers import provisioning
+from pipelines.edges.containers.interpreters import Interpreter
 
-from pipelines.edges.blobstore import BlobStore
-from pipelines.edges.fetcher import Fetcher
+from pipelines.edges.store.blobs import BlobStore
+from pipelines.edges.store.fetcher import Fetcher
 from pipelines.edges.fs import get_or_make
-from pipelines.edges.bootstrap import BaseRecord, BaseSpec, base_record, ensure_base, load_base_spec
+from pipelines.edges.containers.bootstrap import BaseRecord, BaseSpec, base_record, ensure_base, load_base_spec
 from pipelines.core.digests import SHA256_HEX, sha256_file, sha256_json
-from pipelines.edges.docker_driver import DockerDriver
-from pipelines.edges.remote_images import RemoteImages
+from pipelines.edges.containers.docker_driver import DockerDriver
+from pipelines.edges.remote.images import RemoteImages
 from pipelines.edges.store import Store
 from pipelines.core.errors import UsageError
 from pipelines.core.recipe import RemoteFile
 from pipelines.core.layout import REPO_ROOT
-from pipelines.edges.wheelhouse import DEFAULT_PYTHON, fill_wheelhouse
+from pipelines.edges.containers.wheelhouse import DEFAULT_PYTHON, fill_wheelhouse
 
 log = logging.getLogger("posepipe")
 SHARED_DIR = REPO_ROOT / "docker" / "common"  # in-image code several toolchains share

@@ -25,7 +25,7 @@ import yaml
 
 from pipelines.core.digests import canonical_json, sha256_file, sha256_json
 from pipelines.core.errors import RootlessUnavailable, StepFailed, UsageError
-from pipelines.edges.docker_driver import DockerDriver
+from pipelines.edges.containers.docker_driver import DockerDriver
 from pipelines.edges.fs import write_bytes_atomic
 from pipelines.edges.store import Store
 

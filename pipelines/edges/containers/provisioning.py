@@ -62,7 +62,7 @@ def entries() -> dict[str, VendorImage]:
         raise UsageError(f"{path}: expected a mapping of toolchain names")
     out = {}
     for name, entry in data.items():
-        if name == "interpreters":  # not a toolchain: see pipelines/edges/interpreters.py
+        if name == "interpreters":  # not a toolchain: see pipelines/edges/containers/interpreters.py
             continue
         image = (entry or {}).get("image") or {}
         if "load" in image:
@@ -100,7 +100,7 @@ def status(name: str, docker_dir: Path) -> Status:
         return Status.NOT_PROVISIONED
     python = declared_python(docker_dir, name)
     if python:
-        from pipelines.edges.interpreters import locate  # it reads this module's config path
+        from pipelines.edges.containers.interpreters import locate  # it reads this module's config path
 
         if locate(str(python)) is None:
             return Status.NEEDS_PYTHON

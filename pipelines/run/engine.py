@@ -23,14 +23,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipelines.edges.blobstore import BlobStore
+from pipelines.edges.store.blobs import BlobStore
 from pipelines.core.steps import Step, sorter, step_key
-from pipelines.edges.docker_driver import DockerDriver, Mount
+from pipelines.edges.containers.docker_driver import DockerDriver, Mount
 from pipelines.core.errors import StepFailed
 from pipelines.edges.fs import get_or_make
-from pipelines.edges.images import ImageBuilder, ToolchainImage, ToolchainSpec, load_toolchain
-from pipelines.edges.remote_steps import RemoteSteps
-from pipelines.edges.stepcache import Entry, StepCache, tree_manifest
+from pipelines.edges.containers.images import ImageBuilder, ToolchainImage, ToolchainSpec, load_toolchain
+from pipelines.edges.remote.steps import RemoteSteps
+from pipelines.edges.store.steps import Entry, StepCache, tree_manifest
 from pipelines.edges.trees import NotPlainFile
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01: the earliest time zip archives can hold

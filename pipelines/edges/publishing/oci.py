@@ -15,7 +15,7 @@ from pipelines.core import manifest as manifest_model
 from pipelines.core import published
 from pipelines.core.errors import IntegrityError, NetworkError
 from pipelines.core.provenance import ENVELOPE
-from pipelines.edges.registry import FailFastClient, is_loopback, parse_oci_url
+from pipelines.edges.remote.registry import FailFastClient, is_loopback, parse_oci_url
 
 
 class OciRegistry:

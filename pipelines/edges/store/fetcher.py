@@ -33,9 +33,9 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError
 
-from pipelines.edges import lockfile
+from pipelines.edges.store import lockfile
 from pipelines.edges.fs import get_or_make, publish_file
-from pipelines.edges.blobstore import BlobStore, url_key
+from pipelines.edges.store.blobs import BlobStore, url_key
 from pipelines.core.digests import CHUNK
 from pipelines.core.errors import IntegrityError, NetworkError, NoSpace, OfflineMissing, UnlockedInput
 from pipelines.core.recipe import RemoteFile

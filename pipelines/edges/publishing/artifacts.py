@@ -17,7 +17,7 @@ from typing import Any
 from pipelines.core import manifest as manifest_model
 from pipelines.core.digests import canonical_json, sha256_bytes
 from pipelines.core.errors import IntegrityError
-from pipelines.edges import archive
+from pipelines.edges.publishing import archive
 from pipelines.edges.fs import publish_file, replace_dir, staging_dir, write_bytes_atomic
 from pipelines.edges.trees import fingerprints, tree_manifest
 
