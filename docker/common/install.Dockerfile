@@ -1,6 +1,6 @@
 ARG BASE_IMAGE
 # The install stage every toolchain with locked wheels shares: posepipe writes it before the toolchain's own
-# Dockerfile (pipelines/edges/images.py). The CPython posepipe supplies when the toolchain names one (copied to
+# Dockerfile (pipelines/edges/containers/images.py). The CPython posepipe supplies when the toolchain names one (copied to
 # /opt/python<minor>: its RUNPATH names the prefix it was built in, so LD_LIBRARY_PATH finds its libpython),
 # then a venv installed from the host-filled, hash-locked wheelhouse only. A toolchain's Dockerfile goes on
 # from here (more install steps, if any) and starts its final stage, which copies /opt/venv (and the

@@ -3,7 +3,9 @@ tool, the recipe's pixel normalisation, and the checks that earn an artifact its
 
 Copied into each toolchain image whose toolchain.yaml lists it under ``shared:``, and part of
 that image's digest, so a change here rebuilds exactly those images. It runs under the
-vendors' Pythons too (BMNNSDK2's is 3.7): standard library only at import time.
+vendors' Pythons too (BMNNSDK2's is 3.7): standard library only at import time, and nothing read
+then: the parameters are read on first use, so the helpers are unit-tested on the host
+(tests/test_step_helpers.py).
 """
 
 import json
@@ -12,10 +14,36 @@ import subprocess
 import sys
 from pathlib import Path
 
-PARAMS = json.loads(Path("/in/params.json").read_text())
-SETTINGS = PARAMS.get("settings", {})
-OUT = Path("/out") / PARAMS["output"] if "output" in PARAMS else Path("/out")
+PARAMS_FILE = Path("/in/params.json")
 TOOLCHAIN = os.environ.get("POSEPIPE_TOOLCHAIN", "posepipe")
+_params = None
+
+
+def params():
+    """The step's parameters (what the planner put in /in/params.json), read on first use, so this module
+    imports anywhere: its helpers are unit-tested on the host with parameters set by the test."""
+    global _params
+    if _params is None:
+        _params = json.loads(PARAMS_FILE.read_text())
+    return _params
+
+
+def settings():
+    """The target's settings among the parameters (what the recipe says of this target)."""
+    return params().get("settings", {})
+
+
+def out_dir():
+    """Where the step writes its outputs: /out, or the folder the planner named for them."""
+    return Path("/out") / params()["output"] if "output" in params() else Path("/out")
+
+
+def __getattr__(name):
+    """``from posepipe_step import PARAMS, SETTINGS, OUT``, as step scripts write it, reads them then (PEP 562)."""
+    lazy = {"PARAMS": params, "SETTINGS": settings, "OUT": out_dir}
+    if name not in lazy:
+        raise AttributeError("module posepipe_step has no attribute {!r}".format(name))
+    return lazy[name]()
 
 
 def fail(message, code=2):
@@ -48,7 +76,7 @@ def run_capture(argv, cwd=None, echo_only=False):
 def mean_std(order=None):
     """The recipe's normalisation ((x - mean) / std on the 0-255 scale) per channel, in ``order``
     ("RGB" or "BGR"; default: the model's own channel order)."""
-    n = PARAMS["normalization"]
+    n = params()["normalization"]
     mean, std = list(n["mean"]), list(n["std"])
     if order is not None and order != n["channel_order"]:
         mean, std = mean[::-1], std[::-1]
@@ -60,7 +88,7 @@ def normalise(rgb):
     import numpy as np
 
     x = np.asarray(rgb, dtype=np.float32)
-    if PARAMS["normalization"]["channel_order"] == "BGR":
+    if params()["normalization"]["channel_order"] == "BGR":
         x = x[..., ::-1]
     mean, std = mean_std()
     x = (x - np.array(mean, np.float32)) / np.array(std, np.float32)
@@ -73,7 +101,7 @@ def load_image(data):
 
     from PIL import Image
 
-    _, _, h, w = PARAMS["input"]["shape"]
+    _, _, h, w = params()["input"]["shape"]
     return normalise(Image.open(io.BytesIO(data)).convert("RGB").resize((w, h), Image.BILINEAR))
 
 
@@ -88,9 +116,9 @@ def decode(outputs):
     the smaller of the two maxima."""
     import numpy as np
 
-    _, _, h, w = PARAMS["input"]["shape"]
+    _, _, h, w = params()["input"]["shape"]
     first = outputs[0]
-    if PARAMS["task"] == "topdown_simcc":  # outputs: simcc_x (N, K, W*ratio), simcc_y (N, K, H*ratio)
+    if params()["task"] == "topdown_simcc":  # outputs: simcc_x (N, K, W*ratio), simcc_y (N, K, H*ratio)
         x, y = outputs[0], outputs[1]
         points = np.stack([x.argmax(-1) * (w / x.shape[-1]), y.argmax(-1) * (h / y.shape[-1])], axis=-1).astype(np.float32)
         scores = np.minimum(x.max(-1), y.max(-1)).astype(np.float32)
@@ -122,10 +150,10 @@ def agreement(reference, candidate):
     """Keypoint disagreement of ``candidate`` with ``reference`` (lists of batches of outputs), in input pixels."""
     import numpy as np
 
-    _, _, h, w = PARAMS["input"]["shape"]
+    _, _, h, w = params()["input"]["shape"]
     err = np.concatenate([np.linalg.norm(keypoints(c) - keypoints(r), axis=-1).ravel() for r, c in zip(reference, candidate)])
     return {
-        "images": len(reference) * PARAMS["input"]["shape"][0],
+        "images": len(reference) * params()["input"]["shape"][0],
         "mean_error_px": float(err.mean()),
         "p95_error_px": float(np.percentile(err, 95)),
         "pck_2px": float((err <= 2.0).mean()),
@@ -133,18 +161,32 @@ def agreement(reference, candidate):
     }
 
 
+def max_abs_diff(reference, candidate):
+    """The largest |reference - candidate| over paired outputs: arrays, or lists of them (say, one list per input)."""
+    import numpy as np
+
+    def pairs(r, c):
+        if isinstance(r, (list, tuple)):
+            for rr, cc in zip(r, c):
+                yield from pairs(rr, cc)
+        else:
+            yield np.asarray(r), np.asarray(c)
+
+    return max(float(np.abs(a - b).max()) for a, b in pairs(reference, candidate))
+
+
 def limits():
     """The recipe's accuracy limits for this target (none set: figures are recorded, but no check)."""
-    return {k: SETTINGS[k] for k in ("max_keypoint_error_px", "max_normalized_error") if k in SETTINGS}
+    return {k: settings()[k] for k in ("max_keypoint_error_px", "max_normalized_error") if k in settings()}
 
 
 def gate(measured):
     """What in ``measured`` breaks the recipe's limits, as sentences (empty: it passed)."""
     problems = []
-    if "max_keypoint_error_px" in SETTINGS and measured["mean_error_px"] > SETTINGS["max_keypoint_error_px"]:
-        problems.append("mean keypoint error {:.3f} px > {} px".format(measured["mean_error_px"], SETTINGS["max_keypoint_error_px"]))
-    if "max_normalized_error" in SETTINGS and measured["normalized_mean_error"] > SETTINGS["max_normalized_error"]:
-        problems.append("normalised mean error {:.4f} > {}".format(measured["normalized_mean_error"], SETTINGS["max_normalized_error"]))
+    if "max_keypoint_error_px" in settings() and measured["mean_error_px"] > settings()["max_keypoint_error_px"]:
+        problems.append("mean keypoint error {:.3f} px > {} px".format(measured["mean_error_px"], settings()["max_keypoint_error_px"]))
+    if "max_normalized_error" in settings() and measured["normalized_mean_error"] > settings()["max_normalized_error"]:
+        problems.append("normalised mean error {:.4f} > {}".format(measured["normalized_mean_error"], settings()["max_normalized_error"]))
     return problems
 
 
@@ -152,7 +194,7 @@ def batches(images):
     """Single-image arrays grouped into the model's fixed batch size (a remainder is left out)."""
     import numpy as np
 
-    b = PARAMS["input"]["shape"][0]
+    b = params()["input"]["shape"][0]
     return [np.concatenate(images[i:i + b]) for i in range(0, len(images) - b + 1, b)]
 
 
@@ -172,7 +214,7 @@ def check(name, passed, **figures):
 
 def write_report(report, path=None):
     """Write report.json (with its "checks") beside the outputs and echo a one-line summary."""
-    path = path or OUT / "report.json"
+    path = path or out_dir() / "report.json"
     path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     for c in report.get("checks", []):
         print("check {}: {}".format(c["name"], "passed" if c["passed"] else "FAILED"), flush=True)

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from posepipe_step import OUT, PARAMS, SETTINGS as S, agreement, check, fail, held_out_inputs, write_report
+from posepipe_step import OUT, PARAMS, SETTINGS as S, agreement, check, fail, held_out_inputs, max_abs_diff, write_report
 
 os.environ["TOPHUB_LOCATION"] = "NONE"  # arm_cpu schedules would download tuning logs (there is no network)
 MODEL_IN = Path("/in/model")
@@ -90,12 +90,6 @@ def save_params_sorted(params, path: Path) -> None:
     path.write_bytes(b"".join(out))
 
 
-def max_diff(reference, candidate) -> float:
-    import numpy as np
-
-    return max(float(np.abs(np.asarray(r) - np.asarray(c)).max()) for r, c in zip(reference, candidate))
-
-
 def reference_outputs(model, inputs):
     import torch
 
@@ -117,7 +111,7 @@ def twin_check(mod, params, inputs, reference, tolerance: float):
         executor.set_input(PARAMS["input"]["name"], x)
         executor.run()
         outs.append([executor.get_output(i).numpy() for i in range(executor.get_num_outputs())])
-    diff = max_diff(reference, outs)
+    diff = max_abs_diff(reference, outs)
     figures = {"max_abs_diff": diff, "tolerance": tolerance, **agreement(reference, outs)}
     return check("x86-64 build of the same Relay module (TVM graph executor) vs the TorchScript export, held-out "
                  "images: checks the graph and weights, not the aarch64 code", diff <= tolerance, **figures), figures
@@ -150,7 +144,7 @@ def emulated_check(inputs, reference, tolerance: float):
     runs = [run_emulated(OUT, x) for x in inputs[:count]]
     outs = [outputs for outputs, _ in runs]
     print(f"emulated inference: {sum(s for _, s in runs) / len(runs):.1f} s per image", flush=True)  # in the log: the report stays byte-stable
-    diff = max_diff(reference, outs)
+    diff = max_abs_diff(reference, outs)
     figures = {"max_abs_diff": diff, "tolerance": tolerance, "images": count, **agreement(reference, outs),
                "runtime": runtime_description(), "emulator": "qemu-aarch64-static -cpu cortex-a53 (" + tool_version(["qemu-aarch64-static", "--version"]) + ")"}
     return check("the aarch64 deploy.so itself under qemu-aarch64 (Cortex-A53), run by a graph-executor loader with an "

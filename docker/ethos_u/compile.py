@@ -15,7 +15,6 @@ summary.csv (vela's), decode.json (the source's), report.json.
 from __future__ import annotations
 
 import csv
-import json
 import re
 import shutil
 import tempfile

@@ -18,7 +18,7 @@ import ktc
 import numpy as np
 import onnx
 
-from posepipe_step import OUT, PARAMS, SETTINGS as S, load_image
+from posepipe_step import OUT, PARAMS, SETTINGS as S, load_image, max_abs_diff
 
 FLOW = Path("/tmp/kneron_flow")
 
@@ -42,7 +42,7 @@ def main() -> None:
     nef = ktc.compile([km], output_dir=str(FLOW))
     reference = ktc.kneron_inference([inputs[0]], onnx_file=str(optimized), input_names=[name])
     on_chip = ktc.kneron_inference([inputs[0]], nef_file=nef, input_names=[name], platform=int(S["platform"]))
-    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(reference, on_chip))
+    diff = max_abs_diff(reference, on_chip)
     for path in (nef, bie, optimized):
         shutil.copyfile(path, OUT / Path(path).name)
     report = {"platform": S["platform"], "model_id": S["model_id"], "model_version": S["model_version"],

@@ -17,7 +17,8 @@ import re
 import shutil
 from pathlib import Path
 
-from posepipe_step import OUT, PARAMS, SETTINGS as S, agreement, batches, check, fail, gate, held_out_inputs, limits, load_image, write_report
+from posepipe_step import (OUT, PARAMS, SETTINGS as S, agreement, batches, check, fail, gate, held_out_inputs, limits, load_image,
+                          max_abs_diff, write_report)
 
 MODEL_IN = Path("/in/model")
 AUTO_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*_\d+")  # OpenVINO's own names (Constant_330437), not the export's
@@ -89,7 +90,7 @@ def main() -> None:
                         **measured, **limits())]  # the schema requires a limit for every INT8 target
     else:
         probe = np.random.default_rng(0).standard_normal(PARAMS["input"]["shape"]).astype(np.float32)
-        diff = max(float(np.abs(a - b).max()) for a, b in zip(reference_run.run(None, {name: probe}), run(probe)))
+        diff = max_abs_diff(reference_run.run(None, {name: probe}), run(probe))
         tolerance = export["tolerance"] if precision == "FP32" else S["max_abs_diff"]
         report["ir_vs_export_max_abs_diff"] = diff
         problems = [] if diff <= tolerance else [f"the {precision} IR differs from the export by {diff:.3g} > {tolerance:g}"]

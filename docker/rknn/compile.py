@@ -33,7 +33,8 @@ import numpy as np
 
 import posepipe_child
 import posepipe_rewrite
-from posepipe_step import OUT, PARAMS, SETTINGS as S, agreement, check, fail, gate, held_out_inputs, limits, load_image, mean_std, write_report
+from posepipe_step import (OUT, PARAMS, SETTINGS as S, agreement, check, fail, gate, held_out_inputs, limits, load_image,
+                          max_abs_diff, mean_std, write_report)
 
 WORK = Path(tempfile.mkdtemp(prefix="rknn"))
 OP_ROW = re.compile(r"^D RKNN: \[[^\]]*\]\s+(\d+)\s+(\S+)\s+(\S+)\s+(NPU|CPU)\s.*\s(\S+)\s*$")
@@ -141,7 +142,7 @@ def compared(expected: list, simulated: list) -> dict:
     pairs = [(np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)) for ref, sim in zip(expected, simulated)
              for a, b in zip(ref, sim)]
     cosine = min(float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-30)) for a, b in pairs)
-    return {"max_abs_diff": max(float(np.abs(a - b).max()) for a, b in pairs), "min_cosine": cosine, **agreement(expected, simulated)}
+    return {"max_abs_diff": max_abs_diff(expected, simulated), "min_cosine": cosine, **agreement(expected, simulated)}
 
 
 def main() -> None:
