@@ -11,7 +11,9 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pytest
 from pipelines.edges.store.blobs import BlobStore
 from pipelines.edges.containers.docker_driver import OWNER_LABEL, DockerDriver, owner_gone, owner_token
 from pipelines.run.engine import Engine, EngineOptions
-from pipelines.edges.containers.images import ImageBuilder
+from pipelines.edges.containers.images import ImageBuilder, load_toolchain
 from pipelines.core.layout import REPO_ROOT
 from pipelines.edges.remote.registry import CacheSetting, Registry
 from pipelines.edges.remote.images import RemoteImages
@@ -31,6 +33,48 @@ TEST_TOOLCHAINS = Path(__file__).resolve().parent / "toolchains"
 # Images and wheels are shared by all tests (and kept between CI runs on one machine):
 # they are content-addressed, so sharing cannot leak state between tests.
 SHARED_STORE = Path(os.environ.get("POSEPIPE_TEST_STORE", Path.home() / ".cache" / "posepipe-tests"))
+
+
+# Heaviest first, and the two images that share PyPI torch's CUDA wheels (mmpose, drpai_tvm_cpu) not side by side,
+# so those 3 GB are downloaded once.
+BUILD_ORDER = ("mmpose", "litert", "drpai_tvm_cpu", "rknn", "sophgo_tpu_mlir", "openvino", "onnxruntime", "ethos_u", "calibration")
+
+
+def pytest_collection_finish(session):
+    """Build the toolchain images the selected tests use (``images`` marks, and mmpose for the ``mmpose_image``
+    fixture) before the first test, two at a time, instead of one by one as tests reach them: on a machine
+    without them that is most of a cold run. Only a head start: a test still makes (and reports) its own
+    images, so an image that failed here fails in the test that needs it, with its message."""
+    wanted = {name for item in session.items for mark in item.iter_markers("images") for name in mark.args}
+    wanted |= {"mmpose"} if any("mmpose_image" in getattr(item, "fixturenames", ()) for item in session.items) else set()
+    if not wanted or session.config.option.collectonly:
+        return
+    names = sorted(wanted, key=lambda n: BUILD_ORDER.index(n) if n in BUILD_ORDER else len(BUILD_ORDER))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    started = time.monotonic()
+    try:
+        builder = ImageBuilder(DockerDriver.from_env(), REPO_ROOT / "docker", SHARED_STORE)
+        builder.base_id()
+    except Exception as e:  # noqa: BLE001 - no engine or no base: every docker test says why
+        reporter.write_line(f"toolchain images not built ahead: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        return
+
+    reporter.write_line(f"toolchain images the selected tests use, found or built two at a time: {', '.join(names)}")
+    said = threading.Lock()
+
+    def ensure(name: str) -> None:
+        t0 = time.monotonic()
+        try:
+            builder.ensure(load_toolchain(REPO_ROOT / "docker", name))
+            line = f"  {name}: ready after {time.monotonic() - t0:.0f} s"
+        except Exception as e:  # noqa: BLE001 - the test that needs the image builds it again and reports this
+            line = f"  {name}: not built ahead ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        with said:
+            reporter.write_line(line)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(ensure, names))
+    reporter.write_line(f"toolchain images ready in {time.monotonic() - started:.0f} s")
 
 
 def make_engine(cache_root: Path, options: EngineOptions = EngineOptions(jobs=2), toolchains: Path = TEST_TOOLCHAINS,

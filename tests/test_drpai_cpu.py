@@ -16,7 +16,7 @@ from .test_pipeline import (assert_label_follows_the_figures, checkout_with, mmp
                             scenes, server)
 from .test_predict import photo_from
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.images("drpai_tvm_cpu")]
 EM_AARCH64 = 183  # ELF e_machine
 
 

@@ -18,7 +18,7 @@ from .test_evaluate import labelled_set, photos  # noqa: F401
 from .test_pipeline import (assert_label_follows_the_figures, checkout_with, mmpose_image, random_weight_recipe,  # noqa: F401
                             run_in, scenes, server)
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.images("litert", "ethos_u", "calibration")]
 NAME = "face_deeppose"
 TARGETS = ("litert_int8", "ethos_u55", "ethos_u65")
 

@@ -30,7 +30,7 @@ from pipelines.core.recipe import load_recipe
 from .conftest import SHARED_STORE, served_recipe
 from .httpserver import LoopbackServer, Route
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.images("onnxruntime", "calibration")]
 
 RECIPES = ["face_deeppose", "hand_hrnetv2", "litehrnet", "hrnet_sophon", "hrnet_pose_ae", "rtmpose_m_body"]
 HERE = Path(__file__).resolve().parent

@@ -17,7 +17,7 @@ from pipelines.core.layout import REPO_ROOT
 from .conftest import SHARED_STORE
 from .test_pipeline import scenes, mmpose_image  # noqa: F401 (module fixtures)
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.images("onnxruntime", "sophgo_tpu_mlir")]
 
 COMMON = {
     "stage": "compile", "output": "tiny_int8", "task": "topdown_heatmap", "frontend": "onnx",

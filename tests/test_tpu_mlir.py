@@ -24,7 +24,7 @@ from .httpserver import Route
 from .test_pipeline import checkout, localise, mmpose_image, run_in, scenes, server  # noqa: F401 (module fixtures)
 from .test_predict import photo_from, png_size
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.images("sophgo_tpu_mlir", "onnxruntime", "calibration")]
 
 F32_TARGET = """  - id: bm1684_mlir_f32_b1
     toolchain: sophgo_tpu_mlir
