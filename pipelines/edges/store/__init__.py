@@ -3,8 +3,11 @@
 The store (``~/.cache/posepipe`` unless ``POSEPIPE_STORE`` says otherwise) holds what is costly to
 make again and safe to delete: verified blobs, step entries, wheels, logs, records of made images.
 The modules that own an area (the blob store, the step cache, the wheelhouse, the image builder,
-``gc``) take their paths from here, so ``gc`` can walk every area and a lock is the same file for
-every process that takes it. A lock's description says what a second process waits for.
+``gc``) take their paths from here, so ``gc`` finds the areas it bounds (blobs, partial downloads,
+steps, failed steps, wheels, logs) where their owners put them, and a lock is the same file for every
+process that takes it. The records (bases, vendor, interpreters, pin files) are a few bytes each and
+are not collected; ``tmp`` holds only what a running build uses. A lock's docstring says what a second
+process waits for.
 
 The package holds the modules that own those areas: ``blobs`` (verified files by sha256), ``fetcher``
 (the only way a download enters it), ``lockfile`` (pin files of what was fetched), ``steps`` (the step
