@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,18 +61,18 @@ def pytest_collection_finish(session):
     reporter.write_line(f"toolchain images the selected tests use, found or built two at a time: {', '.join(names)}")
     said = threading.Lock()
 
-    def ensure(name: str) -> None:
-        t0 = time.monotonic()
-        try:
-            builder.ensure(load_toolchain(REPO_ROOT / "docker", name))
-            line = f"  {name}: ready after {time.monotonic() - t0:.0f} s"
-        except Exception as e:  # noqa: BLE001 - the test that needs the image builds it again and reports this
-            line = f"  {name}: not built ahead ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        with said:
-            reporter.write_line(line)
+    def ready(name: str, got, seconds: float) -> None:
+        with said:  # the test that needs an image that failed here builds it again and reports why
+            reporter.write_line(f"  {name}: ready after {seconds:.0f} s" if not isinstance(got, Exception) else
+                                f"  {name}: not built ahead ({type(got).__name__}: {str(got).splitlines()[0][:200]})")
 
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(ensure, names))
+    specs = []
+    for name in names:
+        try:
+            specs.append(load_toolchain(REPO_ROOT / "docker", name))
+        except Exception as e:  # noqa: BLE001 - as for a failed build
+            ready(name, e, 0.0)
+    builder.ensure_all(specs, on_ready=ready)
     reporter.write_line(f"toolchain images ready in {time.monotonic() - started:.0f} s")
 
 

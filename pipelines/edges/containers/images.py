@@ -18,6 +18,9 @@ import os
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,6 +250,24 @@ class ImageBuilder:
         if share:
             self.remote.share(tag, spec.name, digest)
         return ToolchainImage(digest, image_id)
+
+    def ensure_all(self, specs: list[ToolchainSpec], jobs: int = 2,
+                   on_ready: Callable[[str, ToolchainImage | Exception, float], None] = lambda name, got, seconds: None,
+                   ) -> dict[str, ToolchainImage | Exception]:
+        """Each of ``specs`` found, pulled or built, ``jobs`` at a time in the order given (on a machine without
+        them, two builds side by side take about half the time of one after the other); ``on_ready`` as each is
+        done. A failure is returned in its place, not raised, so one bad image does not stop the others."""
+        def one(spec: ToolchainSpec) -> ToolchainImage | Exception:
+            started = time.monotonic()
+            try:
+                got: ToolchainImage | Exception = self.ensure(spec)
+            except Exception as e:  # noqa: BLE001 - returned to the caller, who says it or raises it
+                got = e
+            on_ready(spec.name, got, time.monotonic() - started)
+            return got
+
+        with ThreadPoolExecutor(jobs) as pool:
+            return dict(zip((s.name for s in specs), pool.map(one, specs)))
 
     def _pulled(self, tag: str, name: str, digest: str) -> str | None:
         return self.remote.pull(tag, name, digest) if self.remote else None
