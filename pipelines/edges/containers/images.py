@@ -254,9 +254,9 @@ class ImageBuilder:
     def ensure_all(self, specs: list[ToolchainSpec], jobs: int = 2,
                    on_ready: Callable[[str, ToolchainImage | Exception, float], None] = lambda name, got, seconds: None,
                    ) -> dict[str, ToolchainImage | Exception]:
-        """Each of ``specs`` found, pulled or built, ``jobs`` at a time in the order given (on a machine without
-        them, two builds side by side take about half the time of one after the other); ``on_ready`` as each is
-        done. A failure is returned in its place, not raised, so one bad image does not stop the others."""
+        """Each of ``specs`` found, pulled or built, ``jobs`` at a time in the order given (a build spends much
+        of its time on one core or on the disk, so two side by side use the machine better); ``on_ready`` as each
+        is done. A failure is returned in its place, not raised, so one bad image does not stop the others."""
         def one(spec: ToolchainSpec) -> ToolchainImage | Exception:
             started = time.monotonic()
             try:
