@@ -8,7 +8,10 @@ every model in the openvino image (which carries ONNX Runtime as its reference):
 runs, batch 1, 2 threads, OpenVINO at f32 inference precision. Goals (issue 9): FP32 <= 1.0x,
 INT8 <= 0.8x the export.
 Usage: python3 bench/ort_bench.py [--smoke] [recipe ...]
---smoke: face_deeppose only and 3 timed runs, so the test suite can run it and it cannot rot.
+--smoke: the bench's timing and table path in seconds, so the test suite can run it and it cannot rot:
+face_deeppose's input shape and name, a one-convolution model made in the openvino image standing in for
+every column (no checkpoint, no export, no compile; its figures say nothing) and 3 timed runs. The real
+builds are the tests' (tests/test_pipeline.py, tests/test_openvino.py).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from pipelines.run.engine import Engine, EngineOptions  # noqa: E402
 from pipelines.edges.store.fetcher import Fetcher  # noqa: E402
 from pipelines.edges.containers.images import ImageBuilder, load_toolchain  # noqa: E402
 from pipelines.core.plan import compile_step_id, export_step_id, plan  # noqa: E402
-from pipelines.core.recipe import RemoteFile, load_recipe  # noqa: E402
+from pipelines.core.recipe import Recipe, RemoteFile, Target, load_recipe  # noqa: E402
+from pipelines.core.steps import Step  # noqa: E402
 from pipelines.edges.store.steps import StepCache  # noqa: E402
 from tests.conftest import SHARED_STORE  # noqa: E402
 
@@ -60,6 +64,26 @@ for label in sys.argv[3].split(","):
     out[label] = float(np.median(t) * 1000)
 print(json.dumps(out))
 """
+# --smoke: one convolution on the recipe's input, written under every column's name (ORT's dynamic INT8
+# quantization for int8, OpenVINO's converter for the IR), so the timer and the table run without a build.
+SMOKE_MODELS = """
+import json, sys
+import numpy as np, onnx, openvino as ov
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import quantize_dynamic
+shape, name = json.loads(sys.argv[1]), sys.argv[2]
+w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, shape[1], 3, 3)).astype(np.float32), "w")
+graph = helper.make_graph([helper.make_node("Conv", [name, "w"], ["y"], pads=[1, 1, 1, 1])], "smoke",
+                          [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+for label in ("export", "fp32"):
+    onnx.save(model, f"/out/{label}.onnx")
+quantize_dynamic("/out/fp32.onnx", "/out/int8.onnx")
+for label, fp16 in (("ov_fp16", True), ("ov_int8", False)):
+    ov.save_model(ov.convert_model("/out/fp32.onnx"), f"/out/{label}.xml", compress_to_fp16=fp16)
+print("smoke models written")
+"""
 OPEN_GATES = {"max_keypoint_error_px": 1e9, "max_normalized_error": 1e9}  # random weights: latency only
 
 
@@ -83,61 +107,30 @@ def main() -> None:
     driver = DockerDriver.from_env()
     docker = ROOT / "docker"
     images = ImageBuilder(driver, docker, SHARED_STORE)
-    mmpose, timing = (images.ensure(load_toolchain(docker, n)).id for n in ("mmpose", "openvino"))
+    timing = images.ensure(load_toolchain(docker, "openvino")).id
     with tempfile.TemporaryDirectory() as d:
         work = Path(d)
-        out = work / "scenes"
-        out.mkdir()
-        os.chown(out, 1000, 1000) if os.geteuid() == 0 else None
-        run(driver, mmpose, ROOT / "tests" / "mmpose" / "train_tiny.py", [], [Mount(out, "/out", False)], work)
-        store = BlobStore(SHARED_STORE)
-        fetch = Fetcher(store, work / "lock")
-        calibration = fetch.fetch(RemoteFile(str(out / "calibration.zip"), "unpinned")).sha256
         print("recipe          export ms   fp32 ms  int8 ms   fp32/export  int8/export  int8/fp32   "
               "ov_fp16 ms  ov_int8 ms  ov_fp16/export  ov_int8/export  ov_int8/fp32")
+        if smoke:
+            print("(smoke: a one-convolution model in every column; its figures say nothing)")
+        built = None if smoke else Built(driver, images, work)
         for name in names:
             recipe = load_recipe(ROOT / "recipes" / f"{name}.yaml")
             targets = tuple(recipe.target(t) for t in ("ort_fp32", "ort_int8", "ov_fp16", "ov_int8"))
             export = next(s for s in plan(recipe, targets, "0" * 64, None) if s.id == export_step_id(recipe, 1))
-            ck = work / name
-            ck.mkdir()
-            os.chown(ck, 1000, 1000) if os.geteuid() == 0 else None
-            shape = ",".join(map(str, export.params["input"]["shape"]))
-            run(driver, mmpose, ROOT / "tests" / "mmpose" / "make_checkpoint.py",
-                [export.params["mmpose"]["config_1x"], "7", shape], [Mount(ck, "/out", False)], work)
-            checkpoint = fetch.fetch(RemoteFile(str(ck / "checkpoint.pth"), "unpinned")).sha256
-            steps = plan(recipe, targets, checkpoint, calibration)
-            for s in steps:  # the bench's synthetic scenes stand in for the calibration set
-                if s.toolchain == CALIBRATION_TOOLCHAIN:
-                    s.params.update(select="scenes/*.png", count=8)
-                settings = s.params.get("settings", {})
-                if settings.get("quantize") == "int8" or settings.get("precision") in ("INT8", "FP16"):
-                    s.params["settings"] = {**settings, **OPEN_GATES, **({"max_abs_diff": 1e9} if "max_abs_diff" in settings else {})}
-            int8_step = next(s for s in steps if s.id == compile_step_id(recipe, targets[1]))
-            if RULE & set(int8_step.params["settings"]):  # the same INT8 target without the recipe's rule, side by side
-                settings = {k: v for k, v in int8_step.params["settings"].items() if k not in RULE}
-                steps.append(replace(int8_step, id=f"{int8_step.id}#every-op", params={**int8_step.params, "settings": settings}))
-            engine = Engine(driver, images, StepCache(SHARED_STORE), store, docker, work / "logs", EngineOptions(jobs=1))
-            res = engine.run(steps)
+            shape, input_name = export.params["input"]["shape"], export.params["input"]["name"]
             models = work / f"{name}-models"
             models.mkdir()
-            found = {
-                "export": res[export.id].outputs / "model.onnx",
-                "fp32": res[compile_step_id(recipe, targets[0])].outputs / targets[0].output / "model.onnx",
-                "int8": res[int8_step.id].outputs / targets[1].output / "model.onnx",
-            }
-            if f"{int8_step.id}#every-op" in res:
-                found["int8_every_op"] = res[f"{int8_step.id}#every-op"].outputs / targets[1].output / "model.onnx"
-            for label, path in found.items():
-                os.link(path, models / f"{label}.onnx")
-            for target in targets[2:]:  # the IR: model.xml beside model.bin, linked under the target's name
-                ir = res[compile_step_id(recipe, target)].outputs / target.output
-                for suffix in ("xml", "bin"):
-                    os.link(ir / f"model.{suffix}", models / f"{target.id}.{suffix}")
-            labels = [*found, *(t.id for t in targets[2:])]
-            t = json.loads(run(driver, timing, _timer(work, runs), [json.dumps(export.params["input"]["shape"]),
-                                                             export.params["input"]["name"], ",".join(labels)],
-                               [Mount(models, "/in/m")], work))
+            if smoke:
+                os.chown(models, 1000, 1000) if os.geteuid() == 0 else None
+                run(driver, timing, _script(work, "models.py", SMOKE_MODELS), [json.dumps(shape), input_name],
+                    [Mount(models, "/out", False)], work)
+                labels = ["export", "fp32", "int8", "ov_fp16", "ov_int8"]
+            else:
+                labels = built.models(recipe, targets, export, models)
+            t = json.loads(run(driver, timing, _script(work, "timer.py", TIMER.replace("/in/{label}", "/in/m/{label}").replace("RUNS", str(runs))),
+                               [json.dumps(shape), input_name, ",".join(labels)], [Mount(models, "/in/m")], work))
             e = t["export"]
             print(f"{name:15s} {e:9.1f} {t['fp32']:9.1f} {t['int8']:8.1f}   "
                   f"{t['fp32'] / e:9.2f}x  {t['int8'] / e:9.2f}x  {t['int8'] / t['fp32']:8.2f}x   "
@@ -148,9 +141,64 @@ def main() -> None:
                       f"{t['int8_every_op'] / t['export']:.2f}x export, {t['int8_every_op'] / t['fp32']:.2f}x fp32", flush=True)
 
 
-def _timer(work: Path, runs: int) -> Path:
-    path = work / "timer.py"
-    path.write_text(TIMER.replace("/in/{label}", "/in/m/{label}").replace("RUNS", str(runs)))
+class Built:
+    """The real models: each recipe's export and its open targets built on the shared test store from a
+    random-weight checkpoint, with synthetic scenes as the calibration set."""
+
+    def __init__(self, driver: DockerDriver, images: ImageBuilder, work: Path) -> None:
+        self.driver, self.images, self.work = driver, images, work
+        self.mmpose = mmpose = images.ensure(load_toolchain(ROOT / "docker", "mmpose")).id
+        out = work / "scenes"
+        out.mkdir()
+        os.chown(out, 1000, 1000) if os.geteuid() == 0 else None
+        run(driver, mmpose, ROOT / "tests" / "mmpose" / "train_tiny.py", [], [Mount(out, "/out", False)], work)
+        self.store = BlobStore(SHARED_STORE)
+        self.fetch = Fetcher(self.store, work / "lock")
+        self.calibration = self.fetch.fetch(RemoteFile(str(out / "calibration.zip"), "unpinned")).sha256
+
+    def models(self, recipe: Recipe, targets: tuple[Target, ...], export: Step, models: Path) -> list[str]:
+        """Build the recipe's steps and link each model into ``models`` under its column's label."""
+        name, work = recipe.name, self.work
+        ck = work / name
+        ck.mkdir()
+        os.chown(ck, 1000, 1000) if os.geteuid() == 0 else None
+        shape = ",".join(map(str, export.params["input"]["shape"]))
+        run(self.driver, self.mmpose, ROOT / "tests" / "mmpose" / "make_checkpoint.py",
+            [export.params["mmpose"]["config_1x"], "7", shape], [Mount(ck, "/out", False)], work)
+        checkpoint = self.fetch.fetch(RemoteFile(str(ck / "checkpoint.pth"), "unpinned")).sha256
+        steps = plan(recipe, targets, checkpoint, self.calibration)
+        for s in steps:  # the bench's synthetic scenes stand in for the calibration set
+            if s.toolchain == CALIBRATION_TOOLCHAIN:
+                s.params.update(select="scenes/*.png", count=8)
+            settings = s.params.get("settings", {})
+            if settings.get("quantize") == "int8" or settings.get("precision") in ("INT8", "FP16"):
+                s.params["settings"] = {**settings, **OPEN_GATES, **({"max_abs_diff": 1e9} if "max_abs_diff" in settings else {})}
+        int8_step = next(s for s in steps if s.id == compile_step_id(recipe, targets[1]))
+        if RULE & set(int8_step.params["settings"]):  # the same INT8 target without the recipe's rule, side by side
+            settings = {k: v for k, v in int8_step.params["settings"].items() if k not in RULE}
+            steps.append(replace(int8_step, id=f"{int8_step.id}#every-op", params={**int8_step.params, "settings": settings}))
+        engine = Engine(self.driver, self.images, StepCache(SHARED_STORE), self.store, ROOT / "docker", work / "logs",
+                        EngineOptions(jobs=1))
+        res = engine.run(steps)
+        found = {
+            "export": res[export.id].outputs / "model.onnx",
+            "fp32": res[compile_step_id(recipe, targets[0])].outputs / targets[0].output / "model.onnx",
+            "int8": res[int8_step.id].outputs / targets[1].output / "model.onnx",
+        }
+        if f"{int8_step.id}#every-op" in res:
+            found["int8_every_op"] = res[f"{int8_step.id}#every-op"].outputs / targets[1].output / "model.onnx"
+        for label, path in found.items():
+            os.link(path, models / f"{label}.onnx")
+        for target in targets[2:]:  # the IR: model.xml beside model.bin, linked under the target's name
+            ir = res[compile_step_id(recipe, target)].outputs / target.output
+            for suffix in ("xml", "bin"):
+                os.link(ir / f"model.{suffix}", models / f"{target.id}.{suffix}")
+        return [*found, *(t.id for t in targets[2:])]
+
+
+def _script(work: Path, name: str, text: str) -> Path:
+    path = work / name
+    path.write_text(text)
     return path
 
 
