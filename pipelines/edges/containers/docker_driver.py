@@ -139,12 +139,15 @@ class DockerDriver:
     def import_tar(self, tar: Path, repository: str, tag: str, changes: list[str]) -> None:
         self.api.import_image(src=str(tar), repository=repository, tag=tag, changes=changes)
 
-    def build(self, context: Path, tag: str, buildargs: dict[str, str], on_line: Callable[[str], None]) -> str:
-        """Build ``context`` offline (never pulls); on error name the failing Dockerfile step."""
+    def build(self, context: Path, tag: str, buildargs: dict[str, str], on_line: Callable[[str], None],
+              host_network: bool = False) -> str:
+        """Build ``context`` (never pulls); on error name the failing Dockerfile step. ``host_network``: the
+        build's steps share the host's network, to reach a server the caller runs on 127.0.0.1."""
         step = ""
         tail: list[str] = []
         for chunk in self.api.build(
-            path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True, pull=False, decode=True
+            path=str(context), tag=tag, buildargs=buildargs, rm=True, forcerm=True, pull=False, decode=True,
+            network_mode="host" if host_network else None,
         ):
             if "stream" in chunk:
                 for line in filter(str.strip, chunk["stream"].splitlines()):

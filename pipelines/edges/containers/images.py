@@ -41,7 +41,7 @@ from pipelines.edges.store import Store
 from pipelines.core.errors import UsageError
 from pipelines.core.recipe import RemoteFile
 from pipelines.core.layout import REPO_ROOT
-from pipelines.edges.containers.wheelhouse import DEFAULT_PYTHON, fill_wheelhouse
+from pipelines.edges.containers.wheelhouse import DEFAULT_PYTHON, fill_wheelhouse, served
 
 log = logging.getLogger("posepipe")
 SHARED_DIR = REPO_ROOT / "docker" / "common"  # in-image code several toolchains share
@@ -253,10 +253,11 @@ class ImageBuilder:
 
     def ensure_all(self, specs: list[ToolchainSpec], jobs: int = 2,
                    on_ready: Callable[[str, ToolchainImage | Exception, float], None] = lambda name, got, seconds: None,
-                   ) -> dict[str, ToolchainImage | Exception]:
+                   thread_name: str = "images") -> dict[str, ToolchainImage | Exception]:
         """Each of ``specs`` found, pulled or built, ``jobs`` at a time in the order given (a build spends much
         of its time on one core or on the disk, so two side by side use the machine better); ``on_ready`` as each
-        is done. A failure is returned in its place, not raised, so one bad image does not stop the others."""
+        is done. A failure is returned in its place, not raised, so one bad image does not stop the others.
+        ``thread_name`` prefixes the names of the threads that build, so a caller can tell their log records apart."""
         def one(spec: ToolchainSpec) -> ToolchainImage | Exception:
             started = time.monotonic()
             try:
@@ -266,7 +267,7 @@ class ImageBuilder:
             on_ready(spec.name, got, time.monotonic() - started)
             return got
 
-        with ThreadPoolExecutor(jobs) as pool:
+        with ThreadPoolExecutor(jobs, thread_name_prefix=thread_name) as pool:
             return dict(zip((s.name for s in specs), pool.map(one, specs)))
 
     def _pulled(self, tag: str, name: str, digest: str) -> str | None:
@@ -293,19 +294,22 @@ class ImageBuilder:
                 (context / "fetched").mkdir()
                 for f in spec.fetched:
                     _link_or_copy(fetcher.fetch(f.source, f"{spec.name}: {f.name}").path, context / "fetched" / f.name)
-            wheels = context / "wheels"
-            wheels.mkdir(exist_ok=True)
-            if spec.requirements:
-                for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store.wheels, spec.python):
-                    _link_or_copy(wheel, wheels / wheel.name)
-                (context / "Dockerfile").write_text(install_stage(spec) + (spec.folder / "Dockerfile").read_text())
-            return self.driver.build(
-                context, tag, {"BASE_IMAGE": base}, lambda line: log.debug(f"  {line}")
-            )
+            def said(line: str) -> None:
+                log.debug(f"  {line}")
+
+            if not spec.requirements:
+                return self.driver.build(context, tag, {"BASE_IMAGE": base}, said)
+            wheels = Path(tmp) / "wheels"  # beside the context, not in it: served, never sent to the engine
+            wheels.mkdir()
+            for wheel in fill_wheelhouse(spec.folder / spec.requirements, self.store.wheels, spec.python):
+                _link_or_copy(wheel, wheels / wheel.name)
+            (context / "Dockerfile").write_text(install_stage(spec) + (spec.folder / "Dockerfile").read_text())
+            with served(wheels) as url:
+                return self.driver.build(context, tag, {"BASE_IMAGE": base, "WHEELS": url}, said, host_network=True)
 
 
 def install_stage(spec: ToolchainSpec) -> str:
-    """The shared install stage for ``spec``: with the CPython posepipe supplies when it names one."""
+    """The shared install steps for ``spec``: with the CPython posepipe supplies when it names one."""
     if spec.python == DEFAULT_PYTHON:
         interpreter, python = "", "python3"
     else:

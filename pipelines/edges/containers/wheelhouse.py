@@ -3,7 +3,8 @@
 Containers never reach a package index. A toolchain's requirements file pins
 every wheel by hash (pip's ``--hash`` format); the host downloads them into
 the store's wheelhouse with ``pip download --require-hashes`` and the image
-installs them with ``--no-index --require-hashes``.
+installs them with ``--no-index --require-hashes`` from ``served``: the wheels over
+HTTP on 127.0.0.1 for the build's length, so they never become an image layer.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import re
 import subprocess
 import tempfile
 import sys
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pipelines.core.digests import sha256_file
@@ -55,6 +60,29 @@ def fill_wheelhouse(requirements: Path, wheelhouse: Path, python: str = DEFAULT_
     if missing:
         raise IntegrityError(f"{requirements}: no downloaded wheel has sha256 {', '.join(missing)}")
     return sorted(_stored(wheelhouse, h) for h in wanted)
+
+
+@contextlib.contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """The wheels in ``folder`` on an HTTP server at 127.0.0.1 while the block runs; yields the URL for pip's
+    ``--find-links`` (its directory page lists them). A classic ``docker build`` has no bind mounts, so a
+    ``COPY`` of the wheels would write gigabytes into a layer, and a second stage to leave them behind would
+    write the installed venv twice; read over loopback, they are written once, installed. Read-only, and
+    nothing to trust: pip checks each file against the lock's sha256."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, name="wheel server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        """pip's requests are not the console's business."""
 
 
 def _stored(wheelhouse: Path, digest: str) -> Path | None:
