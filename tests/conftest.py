@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -34,46 +35,109 @@ TEST_TOOLCHAINS = Path(__file__).resolve().parent / "toolchains"
 SHARED_STORE = Path(os.environ.get("POSEPIPE_TEST_STORE", Path.home() / ".cache" / "posepipe-tests"))
 
 
-# Heaviest first, and the two images that share PyPI torch's CUDA wheels (mmpose, drpai_tvm_cpu) not side by side,
-# so those 3 GB are downloaded once.
-BUILD_ORDER = ("mmpose", "litert", "drpai_tvm_cpu", "rknn", "sophgo_tpu_mlir", "openvino", "onnxruntime", "ethos_u", "calibration")
+# The order the suite needs its images in: mmpose first (nearly every Docker test exports), then what the next
+# modules use, the largest last; mmpose and drpai_tvm_cpu, which share PyPI torch's CUDA wheels, far apart so
+# those 3 GB are downloaded once. Modules run in this order too (pytest_collection_modifyitems).
+BUILD_ORDER = ("mmpose", "onnxruntime", "calibration", "openvino", "rknn", "litert", "ethos_u", "sophgo_tpu_mlir",
+               "drpai_tvm_cpu")
+AFTER_BUILDS = len(BUILD_ORDER) + 1  # the rank of modules with a test marked `alone`
+IMAGES_AHEAD = "images ahead"  # the name of the threads that build them beside the tests
+
+
+def _images_needed(item) -> set[str]:
+    names = {name for mark in item.iter_markers("images") for name in mark.args}
+    return names | ({"mmpose"} if "mmpose_image" in getattr(item, "fixturenames", ()) else set())
+
+
+def _rank(item) -> int:
+    if item.get_closest_marker("alone"):
+        return AFTER_BUILDS
+    return max((BUILD_ORDER.index(n) + 1 for n in _images_needed(item) if n in BUILD_ORDER), default=0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Whole modules (their fixtures set up once), in the order their images are ready: those that need none
+    first, then by the last image each needs in BUILD_ORDER, then the modules with a test that needs the
+    Docker engine to itself; the file order otherwise."""
+    module = {}
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        module[path] = max(module.get(path, 0), _rank(item))
+    items.sort(key=lambda item: module[item.nodeid.split("::")[0]])
+
+
+class _ImagesAhead:
+    """The toolchain images the selected tests use, built two at a time in a thread beside the first tests,
+    instead of one by one as tests reach them (on a machine without them, most of a cold run), and instead
+    of before the first test (a build and a test use the machine differently, so side by side they overlap).
+    Only a head start: a test still finds its images itself (waiting on the image's lock while it is being
+    made here), and an image that failed here is made again, and reported, by the test that needs it."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.said: list[str] = []
+
+    def ready(self, name: str, got, seconds: float) -> None:
+        self.said.append(f"  {name}: ready after {seconds:.0f} s" if not isinstance(got, Exception) else
+                         f"  {name}: not built ahead ({type(got).__name__}: {str(got).splitlines()[0][:200]})")
+
+    def start(self, builder: ImageBuilder, specs: list, began: float) -> None:
+        def run() -> None:
+            builder.ensure_all(specs, on_ready=self.ready, thread_name=IMAGES_AHEAD)
+            self.said.append(f"  all ready {time.monotonic() - began:.0f} s after the tests began")
+
+        logging.getLogger("posepipe").addFilter(lambda record: not record.threadName.startswith(IMAGES_AHEAD))
+        self.thread = threading.Thread(target=run, name=IMAGES_AHEAD, daemon=True)
+        self.thread.start()
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+
+IMAGES = _ImagesAhead()
 
 
 def pytest_collection_finish(session):
-    """Build the toolchain images the selected tests use (``images`` marks, and mmpose for the ``mmpose_image``
-    fixture) before the first test, two at a time, instead of one by one as tests reach them: on a machine
-    without them that is most of a cold run. Only a head start: a test still makes (and reports) its own
-    images, so an image that failed here fails in the test that needs it, with its message."""
-    wanted = {name for item in session.items for mark in item.iter_markers("images") for name in mark.args}
-    wanted |= {"mmpose"} if any("mmpose_image" in getattr(item, "fixturenames", ()) for item in session.items) else set()
+    """Start building the images the selected tests use (``images`` marks, mmpose for the ``mmpose_image``
+    fixture) beside the tests, in BUILD_ORDER; the base first, as nearly every Docker test needs it."""
+    wanted = {name for item in session.items for name in _images_needed(item)}
     if not wanted or session.config.option.collectonly:
         return
     names = sorted(wanted, key=lambda n: BUILD_ORDER.index(n) if n in BUILD_ORDER else len(BUILD_ORDER))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    started = time.monotonic()
     try:
         builder = ImageBuilder(DockerDriver.from_env(), REPO_ROOT / "docker", SHARED_STORE)
         builder.base_id()
     except Exception as e:  # noqa: BLE001 - no engine or no base: every docker test says why
         reporter.write_line(f"toolchain images not built ahead: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         return
-
-    reporter.write_line(f"toolchain images the selected tests use, found or built two at a time: {', '.join(names)}")
-    said = threading.Lock()
-
-    def ready(name: str, got, seconds: float) -> None:
-        with said:  # the test that needs an image that failed here builds it again and reports why
-            reporter.write_line(f"  {name}: ready after {seconds:.0f} s" if not isinstance(got, Exception) else
-                                f"  {name}: not built ahead ({type(got).__name__}: {str(got).splitlines()[0][:200]})")
-
     specs = []
     for name in names:
         try:
             specs.append(load_toolchain(REPO_ROOT / "docker", name))
-        except Exception as e:  # noqa: BLE001 - as for a failed build
-            ready(name, e, 0.0)
-    builder.ensure_all(specs, on_ready=ready)
-    reporter.write_line(f"toolchain images ready in {time.monotonic() - started:.0f} s")
+        except Exception as e:  # noqa: BLE001 - as for a failed build: the test that needs it says why
+            IMAGES.ready(name, e, 0.0)
+    reporter.write_line(f"toolchain images the selected tests use, found or built beside them, two at a time: {', '.join(names)}")
+    IMAGES.start(builder, specs, time.monotonic())
+
+
+@pytest.fixture(autouse=True)
+def alone(request):
+    """A test marked ``alone`` (it counts what the Docker engine does) starts once no image is being built beside it."""
+    if request.node.get_closest_marker("alone"):
+        IMAGES.wait()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus):
+    if IMAGES.thread is not None:
+        if exitstatus == pytest.ExitCode.INTERRUPTED and IMAGES.thread.is_alive():
+            terminalreporter.write_line("toolchain images: interrupted while some were still being built")
+            return
+        IMAGES.wait()
+        terminalreporter.write_line("toolchain images built beside the tests:")
+        for line in IMAGES.said:
+            terminalreporter.write_line(line)
 
 
 def make_engine(cache_root: Path, options: EngineOptions = EngineOptions(jobs=2), toolchains: Path = TEST_TOOLCHAINS,

@@ -19,6 +19,7 @@ def bench(*args: str) -> str:
     return res.stdout
 
 
+@pytest.mark.alone
 def test_engine_bench_smoke():
     out = bench("bench/engine_bench.py", "--smoke")
     assert "containers started during the no-op builds: 0" in out and "ratio" in out
@@ -54,6 +55,7 @@ def test_tpu_mlir_bench_smoke():
     assert row and row[3] == "contract-test", out
 
 
+@pytest.mark.alone
 def test_remote_cache_bench_smoke():
     out = bench("bench/remote_cache_bench.py", "--smoke")
     assert "containers started on machine B: 0" in out and "ratio B/A" in out

@@ -120,6 +120,7 @@ def _as_user(user: str, home: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.docker
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_docker_group_user_bootstraps_and_builds_without_root(docker_user, tmp_path):
     user, home = docker_user
     driver = DockerDriver.from_env()

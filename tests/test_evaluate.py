@@ -181,6 +181,7 @@ def hand_case():
 
 
 @pytest.mark.docker
+@pytest.mark.images("mmpose")
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [face_case, body_case, hand_case], ids=["nme", "coco-ap", "pck-epe"])
 def test_the_score_step_gives_mmpose_s_metrics_on_hand_computed_cases(case, tmp_path):
@@ -298,6 +299,7 @@ def pseudo_labelled(checkout: Layout, recipe: str, photos: Path, tmp_path: Path)
 
 
 @pytest.mark.docker
+@pytest.mark.images("onnxruntime", "calibration")
 @pytest.mark.slow
 def test_evaluate_scores_every_target_beside_the_fp32_export(mmpose_image, scenes, server, checkout, photos, tmp_path, capsys):  # noqa: F811
     name = "face_deeppose"
@@ -345,6 +347,7 @@ def test_evaluate_scores_every_target_beside_the_fp32_export(mmpose_image, scene
 
 
 @pytest.mark.docker
+@pytest.mark.images("onnxruntime", "calibration")
 @pytest.mark.slow
 def test_a_coco_body_model_is_scored_by_oks_ap(mmpose_image, scenes, server, checkout, photos, tmp_path):  # noqa: F811
     name = "litehrnet"
@@ -358,6 +361,7 @@ def test_a_coco_body_model_is_scored_by_oks_ap(mmpose_image, scenes, server, che
 
 
 @pytest.mark.docker
+@pytest.mark.images("onnxruntime", "calibration")
 @pytest.mark.slow
 def test_build_draws_each_runnable_targets_keypoints_on_the_recipes_photo(mmpose_image, scenes, server, checkout, photos,  # noqa: F811
                                                                            tmp_path):
@@ -392,6 +396,7 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.docker
+@pytest.mark.images("onnxruntime", "calibration")
 @pytest.mark.slow
 def test_a_bottom_up_model_finds_every_person_and_is_scored_on_whole_photos(mmpose_image, scenes, server, checkout, photos, tmp_path):  # noqa: F811
     name = "hrnet_pose_ae"

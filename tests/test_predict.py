@@ -34,6 +34,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.mark.docker
+@pytest.mark.images("onnxruntime", "calibration")
 @pytest.mark.slow
 def test_predict_draws_the_artifacts_keypoints_on_the_photo(mmpose_image, scenes, server, checkout, tmp_path):  # noqa: F811
     text, _ = random_weight_recipe("face_deeppose", mmpose_image, scenes, server, tmp_path)

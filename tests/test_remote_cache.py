@@ -203,6 +203,7 @@ def containers_created_during(driver: DockerDriver, fn) -> list[dict]:
                                   decode=True))
 
 
+@pytest.mark.alone
 def test_machine_b_builds_a_recipe_from_the_cache_with_no_container(tmp_path, oci_registry, caplog):
     """A made its images without the cache, then built with it: the build pushes the images it used
     with its steps. B, with an empty store and none of those images, creates no container at all."""
