@@ -124,7 +124,7 @@ def pytest_collection_finish(session):
 
 @pytest.fixture(autouse=True)
 def alone(request):
-    """A test marked ``alone`` (it counts what the Docker engine does) starts once no image is being built beside it."""
+    """A test marked ``alone`` (it counts or removes what the Docker engine holds) starts once no image is being built beside it."""
     if request.node.get_closest_marker("alone"):
         IMAGES.wait()
 
