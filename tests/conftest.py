@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.edges.fs import file_lock
 from pipelines.edges.store.blobs import BlobStore
 from pipelines.edges.containers.docker_driver import OWNER_LABEL, DockerDriver, owner_gone, owner_token
 from pipelines.run.engine import Engine, EngineOptions
@@ -42,6 +43,10 @@ BUILD_ORDER = ("mmpose", "onnxruntime", "calibration", "openvino", "rknn", "lite
                "drpai_tvm_cpu")
 AFTER_BUILDS = len(BUILD_ORDER) + 1  # the rank of modules with a test marked `alone`
 IMAGES_AHEAD = "images ahead"  # the name of the threads that build them beside the tests
+# Held shared by every Docker test and by the images' builds beside them, exclusively by a test marked `alone`:
+# the suite runs two modules at once (pytest-xdist, pyproject's addopts), and one that counts or removes what
+# the engine holds must have the engine to itself. In the shared store, so it covers every test process here.
+ENGINE_LOCK = SHARED_STORE / "locks" / "tests-on-this-docker-engine"
 
 
 def _images_needed(item) -> set[str]:
@@ -76,6 +81,7 @@ class _ImagesAhead:
     def __init__(self) -> None:
         self.thread: threading.Thread | None = None
         self.said: list[str] = []
+        self.holding = contextlib.ExitStack()  # the engine lock, shared, until every image is ready
 
     def ready(self, name: str, got, seconds: float) -> None:
         self.said.append(f"  {name}: ready after {seconds:.0f} s" if not isinstance(got, Exception) else
@@ -83,8 +89,13 @@ class _ImagesAhead:
 
     def start(self, builder: ImageBuilder, specs: list, began: float) -> None:
         def run() -> None:
-            builder.ensure_all(specs, on_ready=self.ready, thread_name=IMAGES_AHEAD)
-            self.said.append(f"  all ready {time.monotonic() - began:.0f} s after the tests began")
+            try:
+                builder.ensure_all(specs, on_ready=self.ready, thread_name=IMAGES_AHEAD)
+                self.said.append(f"  all ready {time.monotonic() - began:.0f} s after the tests began")
+            finally:
+                self.holding.close()
+
+        self.holding.enter_context(file_lock(ENGINE_LOCK, shared=True))  # before any test can ask for it alone
 
         logging.getLogger("posepipe").addFilter(lambda record: not record.threadName.startswith(IMAGES_AHEAD))
         self.thread = threading.Thread(target=run, name=IMAGES_AHEAD, daemon=True)
@@ -98,11 +109,13 @@ class _ImagesAhead:
 IMAGES = _ImagesAhead()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reports its collection and tests can be sent to it
 def pytest_collection_finish(session):
     """Start building the images the selected tests use (``images`` marks, mmpose for the ``mmpose_image``
-    fixture) beside the tests, in BUILD_ORDER; the base first, as nearly every Docker test needs it."""
+    fixture) beside the tests, in BUILD_ORDER; the base first, as nearly every Docker test needs it. Under
+    xdist, in the first worker only: every worker collects every test, and one builder is enough."""
     wanted = {name for item in session.items for name in _images_needed(item)}
-    if not wanted or session.config.option.collectonly:
+    if not wanted or session.config.option.collectonly or os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
         return
     names = sorted(wanted, key=lambda n: BUILD_ORDER.index(n) if n in BUILD_ORDER else len(BUILD_ORDER))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -122,19 +135,39 @@ def pytest_collection_finish(session):
     IMAGES.start(builder, specs, time.monotonic())
 
 
-@pytest.fixture(autouse=True)
-def alone(request):
-    """A test marked ``alone`` (it counts or removes what the Docker engine holds) starts once no image is being built beside it."""
-    if request.node.get_closest_marker("alone"):
-        IMAGES.wait()
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A Docker test holds the engine lock shared (its module's fixtures included, as they are set up and torn
+    down inside this), a test marked ``alone`` exclusively: it starts once no other test and no image build
+    beside the tests is using the engine, and none starts until it ends."""
+    if "docker" not in item.keywords:
+        yield
+        return
+    with file_lock(ENGINE_LOCK, shared=item.get_closest_marker("alone") is None):
+        yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """An xdist worker hands what its images' builds said to the controller, which prints the summary."""
+    if hasattr(session.config, "workeroutput") and IMAGES.thread is not None:
+        if exitstatus != pytest.ExitCode.INTERRUPTED:
+            IMAGES.wait()
+        session.config.workeroutput["images_ahead"] = IMAGES.said if not IMAGES.thread.is_alive() else \
+            ["  interrupted while some were still being built"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    IMAGES.said.extend(getattr(node, "workeroutput", {}).get("images_ahead", []))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus):
-    if IMAGES.thread is not None:
+    if IMAGES.thread is not None:  # run in one process (no xdist, or -n 0)
         if exitstatus == pytest.ExitCode.INTERRUPTED and IMAGES.thread.is_alive():
-            terminalreporter.write_line("toolchain images: interrupted while some were still being built")
-            return
-        IMAGES.wait()
+            IMAGES.said = ["  interrupted while some were still being built"]
+        else:
+            IMAGES.wait()
+    if IMAGES.said:
         terminalreporter.write_line("toolchain images built beside the tests:")
         for line in IMAGES.said:
             terminalreporter.write_line(line)
