@@ -6,6 +6,7 @@ Prints each container log line as "line: ..." and finally "stats: {...}".
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from pipelines.core.steps import Step
 
 from .conftest import make_engine
 
+# Ctrl-C as in a terminal, however the tests were started: a run started in the background by a script
+# (`cmd &`) ignores SIGINT, every process under it inherits that, and Python then raises no KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="log: %(message)s", force=True)
 
 store = Path(sys.argv[1])
