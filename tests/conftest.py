@@ -37,9 +37,11 @@ SHARED_STORE = Path(os.environ.get("POSEPIPE_TEST_STORE", Path.home() / ".cache"
 
 
 # The order the suite needs its images in: mmpose first (nearly every Docker test exports), then what the next
-# modules use, the largest last; mmpose and drpai_tvm_cpu, which share PyPI torch's CUDA wheels, far apart so
-# those 3 GB are downloaded once. Modules run in this order too (pytest_collection_modifyitems).
-BUILD_ORDER = ("mmpose", "onnxruntime", "calibration", "openvino", "rknn", "litert", "ethos_u", "sophgo_tpu_mlir",
+# modules use; TPU-MLIR early, as its module holds the longest test (real compiles and simulations, 12 min beside
+# other tests in a cold run here), which would otherwise end the run with one worker idle; mmpose and
+# drpai_tvm_cpu, which share PyPI torch's CUDA wheels, far apart so those 3 GB are downloaded once. Modules
+# run in this order too (pytest_collection_modifyitems).
+BUILD_ORDER = ("mmpose", "onnxruntime", "calibration", "sophgo_tpu_mlir", "openvino", "rknn", "litert", "ethos_u",
                "drpai_tvm_cpu")
 AFTER_BUILDS = len(BUILD_ORDER) + 1  # the rank of modules with a test marked `alone`
 IMAGES_AHEAD = "images ahead"  # the name of the threads that build them beside the tests
@@ -47,6 +49,10 @@ IMAGES_AHEAD = "images ahead"  # the name of the threads that build them beside 
 # the suite runs two modules at once (pytest-xdist, pyproject's addopts), and one that counts or removes what
 # the engine holds must have the engine to itself. In the shared store, so it covers every test process here.
 ENGINE_LOCK = SHARED_STORE / "locks" / "tests-on-this-docker-engine"
+# Held by a test marked `alone` from before it waits for the engine lock, and passed through by the others before
+# they take it shared: flock prefers no one, so without it a worker running long modules would keep the
+# engine shared and the alone test waiting, with the other worker idle.
+ENGINE_GATE = ENGINE_LOCK.with_name(ENGINE_LOCK.name + ".gate")
 
 
 def _images_needed(item) -> set[str]:
@@ -139,12 +145,17 @@ def pytest_collection_finish(session):
 def pytest_runtest_protocol(item, nextitem):
     """A Docker test holds the engine lock shared (its module's fixtures included, as they are set up and torn
     down inside this), a test marked ``alone`` exclusively: it starts once no other test and no image build
-    beside the tests is using the engine, and none starts until it ends."""
+    beside the tests is using the engine, no test starts while it waits (the gate), and none until it ends."""
     if "docker" not in item.keywords:
         yield
-        return
-    with file_lock(ENGINE_LOCK, shared=item.get_closest_marker("alone") is None):
-        yield
+    elif item.get_closest_marker("alone"):
+        with file_lock(ENGINE_GATE), file_lock(ENGINE_LOCK):
+            yield
+    else:
+        with file_lock(ENGINE_GATE, shared=True):
+            pass  # waits while a test marked alone waits for the engine
+        with file_lock(ENGINE_LOCK, shared=True):
+            yield
 
 
 def pytest_sessionfinish(session, exitstatus):
