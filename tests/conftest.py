@@ -37,7 +37,7 @@ SHARED_STORE = Path(os.environ.get("POSEPIPE_TEST_STORE", Path.home() / ".cache"
 
 
 # The order the suite needs its images in: mmpose first (nearly every Docker test exports), then what the next
-# modules use; TPU-MLIR early, as its module holds the longest test (real compiles and simulations, 12 min beside
+# modules use; TPU-MLIR early, as its module holds the longest test (real compiles and simulations, 12-19 min beside
 # other tests in a cold run here), which would otherwise end the run with one worker idle; mmpose and
 # drpai_tvm_cpu, which share PyPI torch's CUDA wheels, far apart so those 3 GB are downloaded once. Modules
 # run in this order too (pytest_collection_modifyitems).
@@ -173,7 +173,7 @@ def pytest_testnodedown(node, error):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus):
-    if IMAGES.thread is not None:  # run in one process (no xdist, or -n 0)
+    if IMAGES.thread is not None:  # this process built them: with -n 0 (under xdist, the controller prints gw0's lines)
         if exitstatus == pytest.ExitCode.INTERRUPTED and IMAGES.thread.is_alive():
             IMAGES.said = ["  interrupted while some were still being built"]
         else:
