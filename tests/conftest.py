@@ -107,9 +107,13 @@ class _ImagesAhead:
         self.thread = threading.Thread(target=run, name=IMAGES_AHEAD, daemon=True)
         self.thread.start()
 
-    def wait(self) -> None:
-        if self.thread is not None:
+    def outcome(self, interrupted: bool) -> list[str]:
+        """What the builds said, once they are done (not waited for when the run was interrupted)."""
+        if self.thread is None:  # none started in this process (under xdist, the controller holds gw0's lines)
+            return self.said
+        if not interrupted:
             self.thread.join()
+        return self.said if not self.thread.is_alive() else ["  interrupted while some were still being built"]
 
 
 IMAGES = _ImagesAhead()
@@ -160,11 +164,8 @@ def pytest_runtest_protocol(item, nextitem):
 
 def pytest_sessionfinish(session, exitstatus):
     """An xdist worker hands what its images' builds said to the controller, which prints the summary."""
-    if hasattr(session.config, "workeroutput") and IMAGES.thread is not None:
-        if exitstatus != pytest.ExitCode.INTERRUPTED:
-            IMAGES.wait()
-        session.config.workeroutput["images_ahead"] = IMAGES.said if not IMAGES.thread.is_alive() else \
-            ["  interrupted while some were still being built"]
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["images_ahead"] = IMAGES.outcome(exitstatus == pytest.ExitCode.INTERRUPTED)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -173,14 +174,10 @@ def pytest_testnodedown(node, error):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus):
-    if IMAGES.thread is not None:  # this process built them: with -n 0 (under xdist, the controller prints gw0's lines)
-        if exitstatus == pytest.ExitCode.INTERRUPTED and IMAGES.thread.is_alive():
-            IMAGES.said = ["  interrupted while some were still being built"]
-        else:
-            IMAGES.wait()
-    if IMAGES.said:
+    said = IMAGES.outcome(exitstatus == pytest.ExitCode.INTERRUPTED)
+    if said:
         terminalreporter.write_line("toolchain images built beside the tests:")
-        for line in IMAGES.said:
+        for line in said:
             terminalreporter.write_line(line)
 
 
